@@ -1,0 +1,2 @@
+"""Classic architectures, built layer by layer as in Keras's applications."""
+from minidl.applications.vgg16 import VGG16

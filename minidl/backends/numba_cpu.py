@@ -1,0 +1,571 @@
+"""The CPU kernels, compiled by Numba: the fast twins of :mod:`minidl.backends.reference`.
+
+Each public function has the reference's name and signature. It allocates the output with the
+input's dtype and hands it to a jitted kernel (``_name``) that fills it in parallel: windowed
+kernels share out the output rows ``(n, i)``, elementwise ones the flat elements. The innermost
+loop always runs over the channels, which are contiguous in channels-last arrays.
+
+Backward kernels of windowed ops are *gathers*: each input element sums the few column
+entries that read it, found through a tap table (:func:`_taps`). Every thread writes only its
+own rows, so no atomics are needed, and each sum is taken in the reference's order.
+
+Kernels are compiled on first use for each dtype and cached on disk (``cache=True``), so a
+later process starts without the compilation cost (see ``benchmarks/kernels_jit.py``).
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from minidl.backends.reference import (ACTIVATIONS, dropout_threshold, output_size)
+
+_kernel = njit(parallel=True, cache=True, fastmath=False)
+_helper = njit(cache=True, fastmath=False)
+
+_LINEAR, _RELU, _SIGMOID, _TANH = (ACTIVATIONS.index(name) for name in
+                                   ('linear', 'relu', 'sigmoid', 'tanh'))
+
+
+def _output_shape(x_shape, ksize, stride, pad, dilation=(1, 1)):
+    """(N, OH, OW) of a windowed op on an (N, H, W, C) input."""
+    return (x_shape[0],) + tuple(output_size(x_shape[1 + a], ksize[a], stride[a], pad[a],
+                                             dilation[a]) for a in (0, 1))
+
+
+@_helper
+def _row_col(r, rows):
+    """Split a flat row number ``r`` of an (N, rows) grid into (n, row)."""
+    return r // rows, r % rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Windows
+# ---------------------------------------------------------------------------------------------
+
+@_helper
+def _taps(size, out, k, stride, before, dilation):
+    """(size, k) int64: ``taps[s, t]`` is the output index whose window reads input index s
+    through tap t (``s = o*stride + t*dilation - before``), or -1 when none does."""
+    taps = np.full((size, k), -1, np.int64)
+    for o in range(out):
+        for t in range(k):
+            s = o * stride + t * dilation - before
+            if 0 <= s < size:
+                taps[s, t] = o
+    return taps
+
+
+@_helper
+def _counts(size, out, k, stride, before):
+    """(out,) int64: how many of each window's k positions fall inside ``[0, size)``."""
+    counts = np.zeros(out, np.int64)
+    for o in range(out):
+        for t in range(k):
+            if 0 <= o * stride + t - before < size:
+                counts[o] += 1
+    return counts
+
+
+@_kernel
+def _im2col(x, cols, sh, sw, top, left, dh, dw):
+    n_img, h_in, w_in, c_in = x.shape
+    _, oh, ow, kh, kw, _ = cols.shape
+    for r in prange(n_img * oh):
+        n, i = _row_col(r, oh)
+        for j in range(ow):
+            for p in range(kh):
+                h = i * sh + p * dh - top
+                for q in range(kw):
+                    w = j * sw + q * dw - left
+                    if 0 <= h < h_in and 0 <= w < w_in:
+                        for c in range(c_in):
+                            cols[n, i, j, p, q, c] = x[n, h, w, c]
+                    else:
+                        for c in range(c_in):
+                            cols[n, i, j, p, q, c] = 0
+
+
+def im2col(x, ksize, stride, pad, dilation):
+    """x (N, H, W, C) -> cols (N, OH, OW, kh, kw, C), zeros where padding is read."""
+    x = np.ascontiguousarray(x)
+    cols = np.empty(_output_shape(x.shape, ksize, stride, pad, dilation) + tuple(ksize)
+                    + x.shape[3:], x.dtype)
+    _im2col(x, cols, stride[0], stride[1], pad[0][0], pad[1][0], dilation[0], dilation[1])
+    return cols
+
+
+@_kernel
+def _col2im(cols, dx, sh, sw, top, left, dh, dw):
+    n_img, h_in, w_in, c_in = dx.shape
+    _, oh, ow, kh, kw, _ = cols.shape
+    rows = _taps(h_in, oh, kh, sh, top, dh)
+    columns = _taps(w_in, ow, kw, sw, left, dw)
+    for r in prange(n_img * h_in):
+        n, h = _row_col(r, h_in)
+        for w in range(w_in):
+            for c in range(c_in):
+                dx[n, h, w, c] = 0
+            for p in range(kh):
+                i = rows[h, p]
+                if i < 0:
+                    continue
+                for q in range(kw):
+                    j = columns[w, q]
+                    if j < 0:
+                        continue
+                    for c in range(c_in):
+                        dx[n, h, w, c] += cols[n, i, j, p, q, c]
+
+
+def col2im(cols, x_shape, ksize, stride, pad, dilation):
+    """cols (N, OH, OW, kh, kw, C) -> dx (N, H, W, C), the adjoint of :func:`im2col`."""
+    dx = np.empty(tuple(x_shape), cols.dtype)
+    _col2im(np.ascontiguousarray(cols), dx, stride[0], stride[1], pad[0][0], pad[1][0],
+            dilation[0], dilation[1])
+    return dx
+
+
+# ---------------------------------------------------------------------------------------------
+# Pooling
+# ---------------------------------------------------------------------------------------------
+
+@_kernel
+def _maxpool2d_forward(x, y, argmax, kh, kw, sh, sw, top, left):
+    n_img, h_in, w_in, c_in = x.shape
+    _, oh, ow, _ = y.shape
+    for r in prange(n_img * oh):
+        n, i = _row_col(r, oh)
+        for j in range(ow):
+            for c in range(c_in):
+                argmax[n, i, j, c] = -1
+            for p in range(kh):
+                h = i * sh + p - top
+                if not 0 <= h < h_in:
+                    continue
+                for q in range(kw):
+                    w = j * sw + q - left
+                    if not 0 <= w < w_in:
+                        continue
+                    for c in range(c_in):
+                        v = x[n, h, w, c]
+                        if argmax[n, i, j, c] < 0 or v > y[n, i, j, c]:
+                            y[n, i, j, c] = v
+                            argmax[n, i, j, c] = p * kw + q
+
+
+def maxpool2d_forward(x, ksize, stride, pad):
+    """x (N, H, W, C) -> y (N, OH, OW, C), argmax int64 = p*kw + q (first position on ties)."""
+    x = np.ascontiguousarray(x)
+    shape = _output_shape(x.shape, ksize, stride, pad) + x.shape[3:]
+    y, argmax = np.empty(shape, x.dtype), np.empty(shape, np.int64)
+    _maxpool2d_forward(x, y, argmax, ksize[0], ksize[1], stride[0], stride[1], pad[0][0],
+                       pad[1][0])
+    return y, argmax
+
+
+@_kernel
+def _maxpool2d_backward(dy, argmax, dx, kh, kw, sh, sw, top, left):
+    n_img, h_in, w_in, c_in = dx.shape
+    _, oh, ow, _ = dy.shape
+    rows = _taps(h_in, oh, kh, sh, top, 1)
+    columns = _taps(w_in, ow, kw, sw, left, 1)
+    for r in prange(n_img * h_in):
+        n, h = _row_col(r, h_in)
+        for w in range(w_in):
+            for c in range(c_in):
+                dx[n, h, w, c] = 0
+            for p in range(kh):
+                i = rows[h, p]
+                if i < 0:
+                    continue
+                for q in range(kw):
+                    j = columns[w, q]
+                    if j < 0:
+                        continue
+                    for c in range(c_in):
+                        if argmax[n, i, j, c] == p * kw + q:
+                            dx[n, h, w, c] += dy[n, i, j, c]
+
+
+def maxpool2d_backward(dy, argmax, x_shape, ksize, stride, pad):
+    """dy (N, OH, OW, C) -> dx (N, H, W, C): each input sums the dy of the windows it won."""
+    dx = np.empty(tuple(x_shape), dy.dtype)
+    _maxpool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), dx, ksize[0],
+                        ksize[1], stride[0], stride[1], pad[0][0], pad[1][0])
+    return dx
+
+
+@_kernel
+def _avgpool2d_forward(x, y, kh, kw, sh, sw, top, left):
+    n_img, h_in, w_in, c_in = x.shape
+    _, oh, ow, _ = y.shape
+    row_counts = _counts(h_in, oh, kh, sh, top)
+    column_counts = _counts(w_in, ow, kw, sw, left)
+    for r in prange(n_img * oh):
+        n, i = _row_col(r, oh)
+        for j in range(ow):
+            for c in range(c_in):
+                y[n, i, j, c] = 0
+            for p in range(kh):
+                h = i * sh + p - top
+                if not 0 <= h < h_in:
+                    continue
+                for q in range(kw):
+                    w = j * sw + q - left
+                    if not 0 <= w < w_in:
+                        continue
+                    for c in range(c_in):
+                        y[n, i, j, c] += x[n, h, w, c]
+            count = row_counts[i] * column_counts[j]
+            for c in range(c_in):
+                y[n, i, j, c] /= count
+
+
+def avgpool2d_forward(x, ksize, stride, pad):
+    """x (N, H, W, C) -> y (N, OH, OW, C), the mean over each window's non-padding positions."""
+    x = np.ascontiguousarray(x)
+    y = np.empty(_output_shape(x.shape, ksize, stride, pad) + x.shape[3:], x.dtype)
+    _avgpool2d_forward(x, y, ksize[0], ksize[1], stride[0], stride[1], pad[0][0], pad[1][0])
+    return y
+
+
+@_kernel
+def _avgpool2d_backward(dy, dx, kh, kw, sh, sw, top, left):
+    n_img, h_in, w_in, c_in = dx.shape
+    _, oh, ow, _ = dy.shape
+    rows = _taps(h_in, oh, kh, sh, top, 1)
+    columns = _taps(w_in, ow, kw, sw, left, 1)
+    row_counts = _counts(h_in, oh, kh, sh, top)
+    column_counts = _counts(w_in, ow, kw, sw, left)
+    for r in prange(n_img * h_in):
+        n, h = _row_col(r, h_in)
+        for w in range(w_in):
+            for c in range(c_in):
+                dx[n, h, w, c] = 0
+            for p in range(kh):
+                i = rows[h, p]
+                if i < 0:
+                    continue
+                for q in range(kw):
+                    j = columns[w, q]
+                    if j < 0:
+                        continue
+                    count = row_counts[i] * column_counts[j]
+                    for c in range(c_in):
+                        dx[n, h, w, c] += dy[n, i, j, c] / count
+
+
+def avgpool2d_backward(dy, x_shape, ksize, stride, pad):
+    """dy (N, OH, OW, C) -> dx (N, H, W, C): each window spreads dy / count over its inputs."""
+    dx = np.empty(tuple(x_shape), dy.dtype)
+    _avgpool2d_backward(np.ascontiguousarray(dy), dx, ksize[0], ksize[1], stride[0],
+                        stride[1], pad[0][0], pad[1][0])
+    return dx
+
+
+@_kernel
+def _global_maxpool_forward(x, y, argmax):
+    n_img, length, c_in = x.shape
+    for n in prange(n_img):
+        for c in range(c_in):
+            y[n, c] = x[n, 0, c]
+            argmax[n, c] = 0
+        for l in range(1, length):
+            for c in range(c_in):
+                if x[n, l, c] > y[n, c]:
+                    y[n, c] = x[n, l, c]
+                    argmax[n, c] = l
+
+
+def global_maxpool_forward(x):
+    """x (N, L, C) -> y (N, C) the maximum over L, argmax (N, C) int64 (first on ties)."""
+    x = np.ascontiguousarray(x)
+    y = np.empty((x.shape[0], x.shape[2]), x.dtype)
+    argmax = np.empty(y.shape, np.int64)
+    _global_maxpool_forward(x, y, argmax)
+    return y, argmax
+
+
+@_kernel
+def _global_maxpool_backward(dy, argmax, dx):
+    n_img, c_in = dy.shape
+    for n in prange(n_img):
+        for c in range(c_in):
+            dx[n, argmax[n, c], c] = dy[n, c]
+
+
+def global_maxpool_backward(dy, argmax, L):
+    """dy (N, C) -> dx (N, L, C), zero except ``dx[n, argmax[n, c], c] = dy[n, c]``."""
+    dx = np.zeros((dy.shape[0], L, dy.shape[1]), dy.dtype)
+    _global_maxpool_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), dx)
+    return dx
+
+
+# ---------------------------------------------------------------------------------------------
+# Bias + activation
+# ---------------------------------------------------------------------------------------------
+
+@_helper
+def _activate(z, code):
+    """act(z) for one value; the sigmoid only ever exponentiates -|z| (no overflow)."""
+    if code == _RELU:
+        return z if z > 0 else 0
+    if code == _SIGMOID:
+        e = np.exp(-abs(z))
+        return 1 / (1 + e) if z >= 0 else e / (1 + e)
+    if code == _TANH:
+        return np.tanh(z)
+    return z
+
+
+@_helper
+def _derivative_times(dy, y, code):
+    """dy * act'(z) for one value, with act' written in terms of the output y."""
+    if code == _RELU:
+        return dy if y > 0 else 0
+    if code == _SIGMOID:
+        return dy * y * (1 - y)
+    if code == _TANH:
+        return dy * (1 - y * y)
+    return dy
+
+
+@_kernel
+def _bias_act_forward(x, b, y, code):
+    rows, channels = x.shape
+    for m in prange(rows):
+        for c in range(channels):
+            y[m, c] = _activate(x[m, c] + b[c], code)
+
+
+def bias_act_forward(x, b, activation):
+    """x (..., C), b (C,) or None -> y = act(x + b), bias add and activation in one pass."""
+    x = np.ascontiguousarray(x)
+    b = np.zeros(x.shape[-1], x.dtype) if b is None else np.ascontiguousarray(b)
+    y = np.empty_like(x)
+    _bias_act_forward(x.reshape(-1, x.shape[-1]), b, y.reshape(-1, x.shape[-1]),
+                      ACTIVATIONS.index(activation))
+    return y
+
+
+@_kernel
+def _bias_act_backward(dy, y, dz, code):
+    for i in prange(dz.size):
+        dz[i] = _derivative_times(dy[i], y[i], code)
+
+
+def bias_act_backward(dy, y, activation):
+    """dy, y (..., C) -> dz = dy * act'(z), the derivative taken from the output y."""
+    dz = np.empty(dy.shape, dy.dtype)
+    _bias_act_backward(np.ascontiguousarray(dy).reshape(-1), np.ascontiguousarray(y).reshape(-1),
+                       dz.reshape(-1), ACTIVATIONS.index(activation))
+    return dz
+
+
+# ---------------------------------------------------------------------------------------------
+# Dropout masks from a counter-based RNG (uint32 values held in uint64, masked after products)
+# ---------------------------------------------------------------------------------------------
+
+_LOW32 = np.uint64(0xFFFFFFFF)
+_SHIFT_A, _SHIFT_B = np.uint64(16), np.uint64(15)
+_MULTIPLIER_A, _MULTIPLIER_B = np.uint64(0x7FEB352D), np.uint64(0x846CA68B)
+_GOLDEN = np.uint64(0x9E3779B9)
+
+
+@_helper
+def _mix32(x):
+    """The 'lowbias32' hash of a uint32 value (held in a uint64)."""
+    x ^= x >> _SHIFT_A
+    x = (x * _MULTIPLIER_A) & _LOW32
+    x ^= x >> _SHIFT_B
+    x = (x * _MULTIPLIER_B) & _LOW32
+    x ^= x >> _SHIFT_A
+    return x
+
+
+@_kernel
+def _dropout_mask(mask, key, threshold, scale):
+    for i in prange(mask.size):
+        keep = _mix32((np.uint64(i) & _LOW32) ^ key) >= threshold
+        mask[i] = scale if keep else 0
+
+
+def dropout_mask(shape, rate, seed, step, dtype):
+    """Inverted-dropout mask of ``shape``: ``1/(1-rate)`` where kept, 0 where dropped; the
+    same bits as every other implementation for the same (seed, step)."""
+    step_hash = _mix32((np.uint64(int(step) & 0xFFFFFFFF) + _GOLDEN) & _LOW32)
+    key = np.uint64(_mix32(np.uint64(int(seed) & 0xFFFFFFFF) ^ np.uint64(step_hash)))
+    mask = np.empty(shape, dtype)
+    _dropout_mask(mask.reshape(-1), key, np.uint64(dropout_threshold(rate)),
+                  mask.dtype.type(1.0 / (1.0 - rate)))
+    return mask
+
+
+# ---------------------------------------------------------------------------------------------
+# Softmax cross-entropy (one row per thread; sparse targets are class indices)
+# ---------------------------------------------------------------------------------------------
+
+@_kernel
+def _softmax_xent_forward(logits, labels, dense, sparse, loss, probs):
+    rows, classes = logits.shape
+    for n in prange(rows):
+        top = logits[n, 0]
+        for k in range(1, classes):
+            top = max(top, logits[n, k])
+        total = 0.0
+        for k in range(classes):
+            probs[n, k] = np.exp(logits[n, k] - top)
+            total += probs[n, k]
+        for k in range(classes):
+            probs[n, k] /= total
+        log_total = np.log(total)
+        if sparse:
+            loss[n] = log_total - (logits[n, labels[n]] - top)
+        else:
+            acc = 0.0
+            for k in range(classes):
+                acc += dense[n, k] * (log_total - (logits[n, k] - top))
+            loss[n] = acc
+
+
+def _split_target(target, dtype):
+    """(labels (N,) int64, dense (N, K), sparse): the target, with an empty stand-in for the
+    form it is not in, so one compiled kernel serves both."""
+    if target.ndim == 1:
+        return np.ascontiguousarray(target, np.int64), np.empty((0, 0), dtype), True
+    return np.empty(0, np.int64), np.ascontiguousarray(target, dtype), False
+
+
+def softmax_xent_forward(logits, target):
+    """logits (N, K), target int64 (N,) or float (N, K) -> loss (N,), probs (N, K)."""
+    logits = np.ascontiguousarray(logits)
+    loss = np.empty(logits.shape[0], logits.dtype)
+    probs = np.empty_like(logits)
+    _softmax_xent_forward(logits, *_split_target(target, logits.dtype), loss, probs)
+    return loss, probs
+
+
+@_kernel
+def _softmax_xent_backward(probs, labels, dense, sparse, g, dlogits):
+    rows, classes = probs.shape
+    for n in prange(rows):
+        if sparse:
+            for k in range(classes):
+                hit = 1.0 if k == labels[n] else 0.0
+                dlogits[n, k] = g[n] * (probs[n, k] - hit)
+        else:
+            mass = 0.0
+            for k in range(classes):
+                mass += dense[n, k]
+            for k in range(classes):
+                dlogits[n, k] = g[n] * (probs[n, k] * mass - dense[n, k])
+
+
+def softmax_xent_backward(probs, target, g):
+    """probs (N, K), target (N,) or (N, K), g (N,) -> dlogits (N, K)."""
+    probs = np.ascontiguousarray(probs)
+    dlogits = np.empty_like(probs)
+    _softmax_xent_backward(probs, *_split_target(target, probs.dtype),
+                           np.ascontiguousarray(g, probs.dtype), dlogits)
+    return dlogits
+
+
+# ---------------------------------------------------------------------------------------------
+# Embedding
+# ---------------------------------------------------------------------------------------------
+
+_EMBEDDING_BLOCK = 64  # columns of dW per task: each task adds every row in the reference order
+
+
+@_kernel
+def _embedding_backward(ids, dy, dW):
+    depth = dy.shape[1]
+    for block in prange((depth + _EMBEDDING_BLOCK - 1) // _EMBEDDING_BLOCK):
+        lo = block * _EMBEDDING_BLOCK
+        hi = min(lo + _EMBEDDING_BLOCK, depth)
+        for k in range(ids.size):
+            for d in range(lo, hi):
+                dW[ids[k], d] += dy[k, d]
+
+
+def embedding_backward(ids, dy, vocab_size):
+    """ids (S...) integers, dy (S..., D) -> dW (vocab_size, D); repeated ids add up, in order."""
+    d = dy.shape[-1]
+    dW = np.zeros((vocab_size, d), dy.dtype)
+    _embedding_backward(np.ascontiguousarray(ids, np.int64).reshape(-1),
+                        np.ascontiguousarray(dy).reshape(-1, d), dW)
+    return dW
+
+
+# ---------------------------------------------------------------------------------------------
+# Optimizer updates, in place over the flattened arrays
+# ---------------------------------------------------------------------------------------------
+
+def _flat(array):
+    """The 1-D view of a state array updated in place (a copy would lose the update)."""
+    if not array.flags.c_contiguous:
+        raise ValueError('minidl: optimizer state must be C-contiguous to be updated in place, '
+                         f'got an array with strides {array.strides}')
+    return array.reshape(-1)
+
+
+def _scalars(dtype, *values):
+    """Hyperparameters in the arrays' dtype, so float32 updates stay in float32 arithmetic."""
+    return tuple(dtype.type(value) for value in values)
+
+
+@_kernel
+def _sgd_update(param, grad, velocity, lr, momentum, nesterov):
+    for i in prange(param.size):
+        g = grad[i]
+        if momentum == 0:
+            param[i] -= lr * g
+        else:
+            v = momentum * velocity[i] - lr * g
+            velocity[i] = v
+            param[i] += momentum * v - lr * g if nesterov else v
+
+
+def sgd_update(param, grad, velocity, lr, momentum, nesterov):
+    """Keras SGD in place: ``v = momentum*v - lr*g``, ``param += v`` (Nesterov:
+    ``param += momentum*v - lr*g``); ``velocity`` may be None when momentum == 0."""
+    param = _flat(param)
+    velocity = param[:0] if velocity is None else _flat(velocity)
+    _sgd_update(param, np.ascontiguousarray(grad).reshape(-1), velocity,
+                *_scalars(param.dtype, lr, momentum), bool(nesterov))
+
+
+@_kernel
+def _rmsprop_update(param, grad, sq_avg, lr, rho, one_minus_rho, eps):
+    for i in prange(param.size):
+        g = grad[i]
+        a = rho * sq_avg[i] + one_minus_rho * g * g
+        sq_avg[i] = a
+        param[i] -= lr * g / (np.sqrt(a) + eps)
+
+
+def rmsprop_update(param, grad, sq_avg, lr, rho, eps):
+    """In place: ``a = rho*a + (1-rho)*g*g``; ``param -= lr*g / (sqrt(a) + eps)``."""
+    param = _flat(param)
+    _rmsprop_update(param, np.ascontiguousarray(grad).reshape(-1), _flat(sq_avg),
+                    *_scalars(param.dtype, lr, rho, 1 - float(rho), eps))
+
+
+@_kernel
+def _adam_update(param, grad, m, v, lr_t, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                 eps):
+    for i in prange(param.size):
+        g = grad[i]
+        m_i = beta1 * m[i] + one_minus_beta1 * g
+        v_i = beta2 * v[i] + one_minus_beta2 * g * g
+        m[i], v[i] = m_i, v_i
+        param[i] -= lr_t * m_i / (np.sqrt(v_i) + eps)
+
+
+def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
+    """Adam in place at 1-based step t, the bias correction folded into the step size."""
+    beta1, beta2 = float(beta1), float(beta2)
+    lr_t = float(lr) * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
+    param = _flat(param)
+    _adam_update(param, np.ascontiguousarray(grad).reshape(-1), _flat(m), _flat(v),
+                 *_scalars(param.dtype, lr_t, beta1, 1 - beta1, beta2, 1 - beta2, eps))

@@ -1,0 +1,110 @@
+"""Operations that move values without changing them: reshape, transpose, slicing, joining.
+
+Each backward is the inverse movement of the gradient.
+"""
+import numpy as np
+
+from minidl.autograd import Function, as_array
+from minidl.backends import get_array_module
+from minidl.functions.reduce import _inverse
+
+
+class Reshape(Function):
+    def __init__(self, shape):
+        self.shape = tuple(shape) if not isinstance(shape, int) else (shape,)
+
+    def forward(self, x):
+        self.in_shape = x.shape
+        try:
+            return x.reshape(self.shape)
+        except ValueError:
+            raise ValueError(f'reshape: cannot reshape a tensor of shape {tuple(x.shape)} '
+                             f'({x.size} elements) into shape {self.shape}') from None
+
+    def backward(self, gy):
+        return gy.reshape(self.in_shape)
+
+
+class Transpose(Function):
+    def __init__(self, axes=None):
+        self.axes = axes
+
+    def forward(self, x):
+        self.axes = tuple(range(x.ndim))[::-1] if self.axes is None else tuple(self.axes)
+        return x.transpose(self.axes)
+
+    def backward(self, gy):
+        return gy.transpose(_inverse(self.axes))
+
+
+class GetItem(Function):
+    """``x[index]`` for any NumPy index; repeated indices accumulate their gradients."""
+
+    def __init__(self, index):
+        self.index = index
+
+    def forward(self, x):
+        self.shape, self.dtype = x.shape, x.dtype
+        return x[self.index]
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        gx = xp.zeros(self.shape, dtype=self.dtype)
+        xp.add.at(gx, self.index, gy)
+        return gx
+
+
+class Concatenate(Function):
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, *xs):
+        xp = get_array_module(*xs)
+        try:
+            y = xp.concatenate(xs, axis=self.axis)
+        except ValueError:
+            shapes = ', '.join(str(tuple(x.shape)) for x in xs)
+            raise ValueError(f'concatenate: shapes {shapes} do not match except along axis '
+                             f'{self.axis}') from None
+        self.splits = [x.shape[self.axis] for x in xs]
+        return y
+
+    def backward(self, gy):
+        xp = get_array_module(gy)
+        bounds = [sum(self.splits[:i + 1]) for i in range(len(self.splits) - 1)]
+        return tuple(xp.split(gy, bounds, axis=self.axis))
+
+
+class Pad(Function):
+    """Constant padding; ``pad_width`` as in ``numpy.pad``."""
+
+    def __init__(self, pad_width, value=0.0):
+        self.pad_width, self.value = pad_width, value
+
+    def forward(self, x):
+        self.width = np.broadcast_to(np.asarray(self.pad_width), (x.ndim, 2)).tolist()
+        return get_array_module(x).pad(x, self.width, constant_values=self.value)
+
+    def backward(self, gy):
+        return gy[tuple(slice(lo, gy.shape[i] - hi) for i, (lo, hi) in enumerate(self.width))]
+
+
+def reshape(x, shape): return Reshape(shape)(x)
+def transpose(x, axes=None): return Transpose(axes)(x)
+def getitem(x, index): return GetItem(index)(x)
+def concatenate(xs, axis=0): return Concatenate(axis)(*xs)
+def pad(x, pad_width, value=0.0): return Pad(pad_width, value)(x)
+
+
+def stack(xs, axis=0):
+    """Join tensors of one shape along a new axis (reshape each, then concatenate)."""
+    shape = as_array(xs[0]).shape
+    axis = axis % (len(shape) + 1)
+    expanded = [reshape(x, shape[:axis] + (1,) + shape[axis:]) for x in xs]
+    return concatenate(expanded, axis)
+
+
+def flatten(x):
+    """(N, d1, d2, ...) -> (N, d1*d2*...): keeps the batch axis, as Keras's Flatten does."""
+    shape = as_array(x).shape
+    return reshape(x, (shape[0], -1))

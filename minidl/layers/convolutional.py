@@ -1,0 +1,117 @@
+"""Conv2D, Conv1D and ZeroPadding2D on channels-last inputs."""
+import minidl.functions as F
+from minidl.functions.geometry import window_geometry
+from minidl.layers.base import Layer
+from minidl.layers.core import Activated
+
+
+def _tuple(value, n):
+    return (value,) * n if isinstance(value, int) else tuple(value)
+
+
+class Conv2D(Activated):
+    """``activation(conv2d(x, kernel) + bias)``; kernel (kh, kw, C, filters), input (N, H, W, C).
+
+    Output size per axis: ``W' = (W - F + 2P)/S + 1`` ('valid': P = 0; 'same': ``ceil(W/S)``).
+    """
+
+    expected_ndim = 4
+
+    def __init__(self, filters, kernel_size, strides=1, padding='valid', dilation_rate=1,
+                 activation=None, **kwargs):
+        super().__init__(activation, **kwargs)
+        self.filters = int(filters)
+        self.kernel_size = _tuple(kernel_size, 2)
+        self.strides, self.dilation_rate = _tuple(strides, 2), _tuple(dilation_rate, 2)
+        if padding not in ('valid', 'same'):
+            raise ValueError(f"{self.name}: padding must be 'valid' or 'same', got {padding!r}")
+        self.padding = padding
+
+    def build(self, input_shape):
+        self.add_kernel_and_bias(self.kernel_size + (input_shape[-1], self.filters))
+
+    def check_input_shape(self, input_shape):
+        super().check_input_shape(input_shape)
+        if self.built and input_shape[-1] != self.kernel.shape[-2]:
+            raise ValueError(f'{self.name} ({type(self).__name__}) expects '
+                             f'{self.kernel.shape[-2]} input channels, got input shape '
+                             f'{input_shape}')
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        (oh, ow), *_ = window_geometry((h, w), self.kernel_size, self.strides, self.padding,
+                                       self.dilation_rate, exact=True,
+                                       op=f'{self.name} ({type(self).__name__})')
+        return (n, oh, ow, self.filters)
+
+    def linear(self, x):
+        return F.conv2d(x, self.kernel, None, self.strides, self.padding, self.dilation_rate)
+
+    def multiplications(self):
+        kh, kw, cin, cout = self.kernel.shape
+        _, oh, ow, _ = self.output_shape
+        return kh * kw * cin * oh * ow * cout
+
+    def get_config(self):
+        return {**super().get_config(), 'filters': self.filters,
+                'kernel_size': list(self.kernel_size), 'strides': list(self.strides),
+                'padding': self.padding, 'dilation_rate': list(self.dilation_rate)}
+
+
+class Conv1D(Conv2D):
+    """Conv2D with height 1 on sequences (N, steps, C); kernel (k, C, filters)."""
+
+    expected_ndim = 3
+
+    def __init__(self, filters, kernel_size, strides=1, padding='valid', dilation_rate=1,
+                 activation=None, **kwargs):
+        super().__init__(filters, (1, _tuple(kernel_size, 1)[0]), (1, _tuple(strides, 1)[0]),
+                         padding, (1, _tuple(dilation_rate, 1)[0]), activation, **kwargs)
+
+    def build(self, input_shape):
+        self.add_kernel_and_bias(self.kernel_size[1:] + (input_shape[-1], self.filters))
+
+    def compute_output_shape(self, input_shape):
+        n, steps, c = input_shape
+        _, _, length, filters = super().compute_output_shape((n, 1, steps, c))
+        return (n, length, filters)
+
+    def linear(self, x):
+        return F.conv1d(x, self.kernel, None, self.strides[1], self.padding,
+                        self.dilation_rate[1])
+
+    def multiplications(self):
+        k, cin, cout = self.kernel.shape
+        return k * cin * self.output_shape[1] * cout
+
+    def get_config(self):
+        config = super().get_config()
+        for key in ('kernel_size', 'strides', 'dilation_rate'):
+            config[key] = config[key][1:]
+        return config
+
+
+class ZeroPadding2D(Layer):
+    """Pad (N, H, W, C) with zeros: ``padding`` = int, (rows, cols) or ((top, bottom),
+    (left, right))."""
+
+    expected_ndim = 4
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(padding, int):
+            padding = ((padding, padding), (padding, padding))
+        elif all(isinstance(p, int) for p in padding):
+            padding = tuple((p, p) for p in padding)
+        self.padding = tuple(tuple(p) for p in padding)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        (top, bottom), (left, right) = self.padding
+        return (n, h + top + bottom if h else None, w + left + right if w else None, c)
+
+    def call(self, x, training=False):
+        return F.pad(x, ((0, 0),) + self.padding + ((0, 0),))
+
+    def get_config(self):
+        return {**super().get_config(), 'padding': [list(p) for p in self.padding]}

@@ -1,0 +1,164 @@
+"""Dense, Activation, Flatten, Reshape, Dropout and the Input placeholder."""
+import numpy as np
+
+import minidl.functions as F
+from minidl.functions.activation import check_activation
+from minidl.layers.base import Layer, SymbolicTensor, format_shape
+
+
+class Activated(Layer):
+    """A layer computing ``activation(linear(x) + bias)`` with the last two steps fused.
+
+    Subclasses give ``linear(x)``; ``call_logits`` stops before the activation so that a final
+    softmax or sigmoid can be fused into the loss.
+    """
+
+    def __init__(self, activation=None, use_bias=True, kernel_initializer='glorot_uniform',
+                 bias_initializer='zeros', **kwargs):
+        super().__init__(**kwargs)
+        self.activation = check_activation(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.bias = None
+
+    def add_kernel_and_bias(self, kernel_shape):
+        self.kernel = self.add_weight('kernel', kernel_shape, self.kernel_initializer)
+        if self.use_bias:
+            self.bias = self.add_weight('bias', kernel_shape[-1:], self.bias_initializer)
+
+    def call(self, x, training=False):
+        return F.bias_act(self.linear(x), self.bias, self.activation)
+
+    def call_logits(self, x, training=False):
+        return F.bias_act(self.linear(x), self.bias, 'linear')
+
+    def get_config(self):
+        return {**super().get_config(), 'activation': self.activation,
+                'use_bias': self.use_bias, 'kernel_initializer': _name(self.kernel_initializer),
+                'bias_initializer': _name(self.bias_initializer)}
+
+
+def _name(initializer):
+    return initializer if isinstance(initializer, str) else type(initializer).__name__
+
+
+class Dense(Activated):
+    """``activation(x @ kernel + bias)`` with kernel (in, units) on inputs (N, ..., in)."""
+
+    def __init__(self, units, activation=None, **kwargs):
+        super().__init__(activation, **kwargs)
+        self.units = int(units)
+
+    def check_input_shape(self, input_shape):
+        if len(input_shape) < 2:
+            raise ValueError(f'{self.name} (Dense) expects inputs (batch, ..., features), got '
+                             f'shape {format_shape(input_shape)}')
+        super().check_input_shape(input_shape)
+
+    def build(self, input_shape):
+        if input_shape[-1] is None:
+            raise ValueError(f'{self.name} (Dense) needs a known last dimension, got '
+                             f'{format_shape(input_shape)}')
+        self.add_kernel_and_bias((input_shape[-1], self.units))
+
+    def linear(self, x):
+        return x @ self.kernel
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def multiplications(self):
+        return int(np.prod([d for d in self.input_shape[1:] if d])) * self.units
+
+    def get_config(self):
+        return {**super().get_config(), 'units': self.units}
+
+
+class Activation(Layer):
+    """Apply an activation by name: 'relu', 'sigmoid', 'tanh', 'softmax' or 'linear'."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = check_activation(activation)
+
+    def call(self, x, training=False):
+        return F.bias_act(x, None, self.activation)
+
+    def call_logits(self, x, training=False):
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), 'activation': self.activation}
+
+
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1*d2*...)."""
+
+    def call(self, x, training=False):
+        return F.flatten(x)
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        return (input_shape[0], None if None in rest else int(np.prod(rest)))
+
+
+class Reshape(Layer):
+    """Reshape each example to ``target_shape`` (one entry may be -1)."""
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        self.target_shape = tuple(target_shape)
+
+    def compute_output_shape(self, input_shape):
+        size = int(np.prod(input_shape[1:]))
+        known = int(np.prod([d for d in self.target_shape if d != -1]))
+        if (-1 in self.target_shape and size % known) or \
+                (-1 not in self.target_shape and size != known):
+            raise ValueError(f'{self.name} (Reshape): cannot reshape {format_shape(input_shape)} '
+                             f'into (None, {str(self.target_shape)[1:]}')
+        return (input_shape[0],) + tuple(size // known if d == -1 else d
+                                         for d in self.target_shape)
+
+    def call(self, x, training=False):
+        return F.reshape(x, (x.shape[0],) + self.target_shape)
+
+    def get_config(self):
+        return {**super().get_config(), 'target_shape': list(self.target_shape)}
+
+
+class Dropout(Layer):
+    """Inverted dropout of ``rate`` at training; the identity at inference."""
+
+    def __init__(self, rate, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f'{self.name} (Dropout): rate must be in [0, 1), got {rate}')
+        self.rate = float(rate)
+
+    def call(self, x, training=False):
+        return F.dropout(x, self.rate, training)
+
+    def get_config(self):
+        return {**super().get_config(), 'rate': self.rate}
+
+
+class InputLayer(Layer):
+    """The entry of a functional graph: holds the input shape (batch axis excluded)."""
+
+    def __init__(self, input_shape=None, batch_input_shape=None, **kwargs):
+        super().__init__(input_shape=input_shape, batch_input_shape=batch_input_shape,
+                         **kwargs)
+        if self.input_shape_arg is None:
+            raise ValueError(f'{self.name} (InputLayer) needs input_shape or batch_input_shape')
+        self.built = True
+        self.input_shape = self.output_shape = self.input_shape_arg
+        self.output = SymbolicTensor(self.input_shape_arg, self)
+
+    def call(self, x, training=False):
+        return x
+
+
+def Input(shape=None, batch_size=None, name=None, dtype='float32', batch_shape=None):
+    """A symbolic input of ``shape`` (without the batch axis), as ``keras.Input``."""
+    batch_input_shape = tuple(batch_shape) if batch_shape else (batch_size,) + tuple(shape)
+    return InputLayer(batch_input_shape=batch_input_shape, name=name, dtype=dtype).output

@@ -1,0 +1,31 @@
+"""Embedding: integer ids (N, steps) -> vectors (N, steps, output_dim)."""
+import minidl.functions as F
+from minidl.layers.base import Layer
+
+
+class Embedding(Layer):
+    """A trainable table (input_dim, output_dim) looked up by id; Keras's 'uniform' init."""
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer='uniform',
+                 input_length=None, **kwargs):
+        if input_length is not None and 'input_shape' not in kwargs:
+            kwargs['input_shape'] = (input_length,)
+        super().__init__(**kwargs)
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.input_length = input_length
+        self.embeddings_initializer = embeddings_initializer
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight('embeddings', (self.input_dim, self.output_dim),
+                                          self.embeddings_initializer)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def call(self, x, training=False):
+        return F.embedding(x, self.embeddings)
+
+    def get_config(self):
+        config = {**super().get_config(), 'input_dim': self.input_dim,
+                  'output_dim': self.output_dim, 'input_length': self.input_length}
+        return config

@@ -1,0 +1,252 @@
+"""Models: the functional ``Model(inputs, outputs)`` and ``Sequential``.
+
+A model is a layer made of layers: it can be called, nested (a VGG16 base added to a
+Sequential counts as one layer) and frozen as a whole. Training (compile/fit/evaluate/predict)
+comes from :class:`minidl.training.Trainer`; files from :mod:`minidl.saving`.
+"""
+from minidl.layers.base import Layer, SymbolicTensor, format_shape
+from minidl.layers.core import Input
+from minidl.summary import print_summary
+from minidl.training import Trainer
+
+
+def _as_list(value):
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _graph_nodes(inputs, outputs):
+    """The non-input nodes between ``inputs`` and ``outputs``, producers before consumers."""
+    input_ids = {id(x) for x in inputs}
+    order, done, stack = [], set(), [(node, False) for node in reversed(outputs)]
+    while stack:
+        node, expanded = stack.pop()
+        if id(node) in done or id(node) in input_ids:
+            continue
+        if expanded:
+            done.add(id(node))
+            order.append(node)
+            continue
+        if not node.inputs:
+            raise ValueError(f'{node} does not descend from the inputs given to Model')
+        stack.append((node, True))
+        stack.extend((x, False) for x in node.inputs)
+    return order
+
+
+class Model(Trainer, Layer):
+    """A graph of layers from symbolic ``inputs`` (``layers.Input``) to ``outputs``."""
+
+    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.layers = []
+        if inputs is not None:
+            self._set_graph(_as_list(inputs), _as_list(outputs))
+
+    def _set_graph(self, inputs, outputs):
+        self.inputs, self.outputs = inputs, outputs
+        self._nodes = _graph_nodes(inputs, outputs)
+        layers = [x.layer for x in inputs] + [node.layer for node in self._nodes]
+        self.layers = list(dict.fromkeys(layers))
+        self.built = True
+        self.input_shape = inputs[0].shape if len(inputs) == 1 else [x.shape for x in inputs]
+        self.output_shape = outputs[0].shape if len(outputs) == 1 else [
+            y.shape for y in outputs]
+
+    @property
+    def input(self):
+        return self.inputs[0] if len(self.inputs) == 1 else self.inputs
+
+    @property
+    def output(self):
+        return self.outputs[0] if len(self.outputs) == 1 else self.outputs
+
+    def _record_node(self, x, out):
+        """A model keeps its own graph's input and output when it is used as a layer."""
+
+    # --- computing ------------------------------------------------------------------------
+    def call(self, x, training=False, logits=False):
+        """Run the graph on real data; ``logits`` stops the output layers before their
+        final activation (for fused losses)."""
+        values = dict(zip(map(id, self.inputs), _as_list(x) if len(self.inputs) > 1 else [x]))
+        output_ids = {id(y) for y in self.outputs}
+        for node in self._nodes:
+            value = values[id(node.inputs[0])]
+            if logits and id(node) in output_ids:
+                node.layer._ensure_built(value.shape)
+                values[id(node)] = node.layer.call_logits(value, training)
+            else:
+                values[id(node)] = node.layer(value, training)
+        results = [values[id(y)] for y in self.outputs]
+        return results[0] if len(results) == 1 else results
+
+    def call_logits(self, x, training=False):
+        return self.call(x, training, logits=True)
+
+    @property
+    def activation(self):
+        """The activation of the layer that produces the (single) output."""
+        if len(self.outputs) != 1 or self.outputs[0].layer is None:
+            return 'linear'
+        return getattr(self.outputs[0].layer, 'activation', 'linear')
+
+    def compute_output_shape(self, input_shape):
+        return self.output_shape
+
+    def check_input_shape(self, input_shape):
+        expected = self.input_shape
+        if len(input_shape) != len(expected) or any(
+                w is not None and g is not None and g != w
+                for g, w in zip(input_shape[1:], expected[1:])):
+            raise ValueError(f'{self.name} expects input of shape {format_shape(expected)}, '
+                             f'got {format_shape(input_shape)}')
+
+    # --- weights --------------------------------------------------------------------------
+    def _collect(self, attribute):
+        seen = {}
+        for layer in self.layers:
+            for w in getattr(layer, attribute):
+                seen.setdefault(id(w), w)
+        return list(seen.values())
+
+    @property
+    def weights(self):
+        return self._collect('weights')
+
+    @property
+    def trainable_weights(self):
+        return self._collect('trainable_weights') if self.trainable else []
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return self.weights
+        return self._collect('non_trainable_weights')
+
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, flag):
+        """Freezing a model freezes every layer in it (Keras's rule); unfreezing thaws all."""
+        self._trainable = bool(flag)
+        for layer in self.layers:
+            layer.trainable = flag
+
+    def to(self, device):
+        for layer in self.layers:
+            layer.to(device)
+        return self
+
+    @property
+    def device(self):
+        weights = self.weights
+        return weights[0].device if weights else 'cpu'
+
+    def multiplications(self):
+        return sum(layer.multiplications() for layer in self.layers)
+
+    def get_layer(self, name=None, index=None):
+        """A layer by name or by position."""
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f'{self.name} has no layer named {name!r}; its layers are '
+                         f'{[layer.name for layer in self.layers]}')
+
+    def summary(self, print_fn=print):
+        """Print Keras's table (plus multiplications per example) and the param totals."""
+        print_summary(self, print_fn)
+
+    # --- files ----------------------------------------------------------------------------
+    def save(self, filepath):
+        from minidl.saving import save_model
+        save_model(self, filepath)
+
+    def save_weights(self, filepath):
+        from minidl.saving import save_weights
+        save_weights(self, filepath)
+
+    def load_weights(self, filepath):
+        from minidl.saving import load_weights
+        load_weights(self, filepath)
+
+    def get_config(self):
+        from minidl.saving import functional_config
+        return functional_config(self)
+
+
+class Sequential(Model):
+    """A stack of layers, each feeding the next. Built as soon as the input shape is known
+    (from the first layer's ``input_shape`` or the first data it sees)."""
+
+    def __init__(self, layers=None, name=None):
+        super().__init__(name=name)
+        self._stack = []
+        self.built = False
+        for layer in layers or ():
+            self.add(layer)
+
+    def add(self, layer):
+        """Append a layer (or a whole model, which then acts as one layer)."""
+        if not isinstance(layer, Layer):
+            raise TypeError(f'{self.name}.add expects a Layer, got {layer!r}')
+        if layer.name in {other.name for other in self._stack}:
+            raise ValueError(f'{self.name} already holds a layer named {layer.name!r}')
+        self._stack.append(layer)
+        if self.built:
+            self._set_graph(self.inputs, [layer(self.outputs[0])])
+        elif len(self._stack) == 1:
+            shape = layer.input_shape_arg or (layer.input_shape if isinstance(layer, Model)
+                                              else None)
+            if shape is not None:
+                self.build(shape)
+        self.layers = list(self._stack)
+
+    def pop(self):
+        """Remove the last layer."""
+        self._stack.pop()
+        self.built = False
+        self.layers = list(self._stack)
+        if self._stack and self._stack[0].input_shape_arg is not None:
+            self.build(self._stack[0].input_shape_arg)
+
+    def build(self, input_shape):
+        """Trace the stack on a symbolic input of ``input_shape`` (batch axis included)."""
+        x = inputs = Input(batch_shape=(None,) + tuple(input_shape)[1:])
+        for layer in self._stack:
+            x = layer(x)
+        self._set_graph([inputs], [x])
+        self.layers = list(self._stack)
+
+    def __call__(self, x, training=False):
+        if not self.built and not isinstance(x, SymbolicTensor):
+            self.build((None,) + tuple(x.shape)[1:])
+        elif not self.built:
+            self.build(x.shape)
+        return super().__call__(x, training)
+
+    def call(self, x, training=False, logits=False):
+        for layer in self._stack[:-1]:
+            x = layer(x, training)
+        last = self._stack[-1]
+        if logits:
+            last._ensure_built(x.shape)
+            return last.call_logits(x, training)
+        return last(x, training)
+
+    @property
+    def activation(self):
+        return getattr(self._stack[-1], 'activation', 'linear') if self._stack else 'linear'
+
+    def get_config(self):
+        from minidl.saving import sequential_config
+        return sequential_config(self)
+
+
+def load_model(filepath, compile=True):  # noqa: A002 - Keras's keyword
+    """Rebuild a model saved with ``model.save`` (architecture, weights, compile settings)."""
+    from minidl.saving import load_model as load
+    return load(filepath, compile)

@@ -1,0 +1,198 @@
+"""Optimizers: how a gradient becomes a weight update.
+
+Every optimizer runs the same loop, written once in :meth:`Optimizer.step`: for each trainable
+weight that received a gradient, update the weight in place from that gradient and from the
+weight's own running state (its *slots*: a velocity, a running mean of squared gradients, ...).
+A subclass only names its slots and says how one weight is updated, by calling the fused
+in-place kernel from :mod:`minidl.backends.kernels` (Numba on the CPU, CUDA on the GPU).
+
+Keras semantics throughout: ``lr=`` is accepted for ``learning_rate=`` (the lessons write
+``RMSprop(lr=1e-4)``), and ``decay`` shrinks the rate over time as
+``lr_t = learning_rate / (1 + decay * iterations)``.
+"""
+from minidl.backends import device_of, get_array_module, kernels, to_device
+from minidl.utils import signature_config
+
+
+class Optimizer:
+    """Base class: the update loop, the per-weight slots and the learning-rate schedule.
+
+    ``iterations`` counts the calls to :meth:`step` (training batches). Slots are created on a
+    weight's first update with ``xp.zeros_like(weight.data)``, so they share its shape, dtype
+    and device.
+    """
+
+    slot_names = ()  # the running arrays each weight needs, e.g. ('m', 'v') for Adam
+
+    def __init__(self, learning_rate, decay=0.0, name=None, **kwargs):
+        if 'lr' in kwargs:
+            learning_rate = kwargs.pop('lr')
+        if kwargs:
+            raise TypeError(f'{type(self).__name__}: unexpected keyword argument(s) '
+                            f'{", ".join(sorted(kwargs))}')
+        self.learning_rate = _check_range(self, 'learning_rate', learning_rate, 0, float('inf'))
+        self.decay = _check_range(self, 'decay', decay, 0, float('inf'))
+        self.name = name or type(self).__name__
+        self.iterations = 0
+        self._slots = {}  # id(weight) -> (weight, {slot name: array})
+
+    @property
+    def lr(self):
+        """Alias of ``learning_rate`` (the Keras 1/2 spelling)."""
+        return self.learning_rate
+
+    @lr.setter
+    def lr(self, value):
+        self.learning_rate = _check_range(self, 'learning_rate', value, 0, float('inf'))
+
+    def current_learning_rate(self):
+        """The rate the next step uses: ``learning_rate / (1 + decay * iterations)``."""
+        return self.learning_rate / (1.0 + self.decay * self.iterations)
+
+    def step(self, params):
+        """Update, in place, every weight in ``params`` whose ``.grad`` is not None.
+
+        ``params`` are tensors with ``.data`` and ``.grad`` arrays of the same shape (the
+        model's trainable weights after ``backward()``). One call is one training iteration.
+        """
+        lr = self.current_learning_rate()
+        for param in params:
+            if param.grad is None:
+                continue
+            if param.grad.shape != param.data.shape:
+                raise ValueError(f'{self.name}: the gradient of weight {param.name!r} has shape '
+                                 f'{tuple(param.grad.shape)}, but the weight has shape '
+                                 f'{tuple(param.data.shape)}')
+            self.update(param.data, param.grad, self.slots(param), lr)
+        self.iterations += 1
+
+    def slots(self, param):
+        """The running state of one weight: ``{slot name: array shaped like param.data}``.
+
+        Keyed by ``id(param)``; the weight itself is kept alongside, so its id cannot be reused
+        by another object while the optimizer holds its state. Slots follow the weight when it
+        moves between CPU and GPU.
+        """
+        entry = self._slots.get(id(param))
+        if entry is None:
+            xp = get_array_module(param.data)
+            entry = (param, {name: xp.zeros_like(param.data) for name in self.slot_names})
+            self._slots[id(param)] = entry
+        state = entry[1]
+        device = device_of(param.data)
+        for name, array in state.items():
+            if device_of(array) != device:
+                state[name] = to_device(array, device)
+        return state
+
+    def update(self, data, grad, slots, lr):
+        """Update one weight's ``data`` in place from ``grad`` and ``slots`` at rate ``lr``."""
+        raise NotImplementedError(f'{type(self).__name__} must define update()')
+
+    def get_config(self):
+        """The constructor arguments, so that ``type(opt).from_config(opt.get_config())``
+        builds an equal optimizer (without the running state)."""
+        return signature_config(self)
+
+    @classmethod
+    def from_config(cls, config):
+        """Build an optimizer from :meth:`get_config`'s dict."""
+        return cls(**config)
+
+    def __repr__(self):
+        args = ', '.join(f'{key}={value!r}' for key, value in self.get_config().items())
+        return f'{type(self).__name__}({args})'
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, with optional (Nesterov) momentum.
+
+    With ``momentum = 0``: ``w -= lr * g``. Otherwise a velocity ``v`` (zero at first) is kept
+    per weight: ``v = momentum * v - lr * g``, then ``w += v``, or with ``nesterov=True`` the
+    look-ahead ``w += momentum * v - lr * g``.
+    """
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, decay=0.0,
+                 name='SGD', **kwargs):
+        super().__init__(learning_rate, decay, name, **kwargs)
+        self.momentum = _check_range(self, 'momentum', momentum, 0, 1)
+        self.nesterov = bool(nesterov)
+        self.slot_names = ('velocity',) if self.momentum else ()
+
+    def update(self, data, grad, slots, lr):
+        kernels.sgd_update(data, grad, slots.get('velocity'), lr, self.momentum, self.nesterov)
+
+
+class RMSprop(Optimizer):
+    """Divide each step by a running root-mean-square of recent gradients.
+
+    Per weight: ``a = rho * a + (1 - rho) * g**2``, then ``w -= lr * g / (sqrt(a) + epsilon)``,
+    so weights with consistently large gradients take smaller steps. The optimizer of the
+    lessons' convnets.
+    """
+
+    slot_names = ('sq_avg',)
+
+    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, decay=0.0, name='RMSprop',
+                 **kwargs):
+        super().__init__(learning_rate, decay, name, **kwargs)
+        self.rho = _check_range(self, 'rho', rho, 0, 1)
+        self.epsilon = _check_range(self, 'epsilon', epsilon, 0, float('inf'))
+
+    def update(self, data, grad, slots, lr):
+        kernels.rmsprop_update(data, grad, slots['sq_avg'], lr, self.rho, self.epsilon)
+
+
+class Adam(Optimizer):
+    """Adam: momentum on the gradient and RMSprop's scaling, both bias-corrected.
+
+    Per weight, at step ``t = iterations + 1``: ``m = beta_1 m + (1 - beta_1) g``,
+    ``v = beta_2 v + (1 - beta_2) g**2``, then
+    ``w -= lr * sqrt(1 - beta_2**t) / (1 - beta_1**t) * m / (sqrt(v) + epsilon)``.
+    """
+
+    slot_names = ('m', 'v')
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, decay=0.0,
+                 name='Adam', **kwargs):
+        super().__init__(learning_rate, decay, name, **kwargs)
+        self.beta_1 = _check_range(self, 'beta_1', beta_1, 0, 1)
+        self.beta_2 = _check_range(self, 'beta_2', beta_2, 0, 1)
+        self.epsilon = _check_range(self, 'epsilon', epsilon, 0, float('inf'))
+
+    def update(self, data, grad, slots, lr):
+        kernels.adam_update(data, grad, slots['m'], slots['v'], lr, self.beta_1, self.beta_2,
+                            self.epsilon, self.iterations + 1)
+
+
+_BY_NAME = {'sgd': SGD, 'rmsprop': RMSprop, 'adam': Adam}
+
+
+def get(identifier):
+    """An optimizer from a name (``'rmsprop'``, any case), a Keras-style config dict
+    (``{'class_name': 'RMSprop', 'config': {...}}``) or an :class:`Optimizer`, returned as is.
+    Names give the optimizer with its default settings."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, dict):
+        return _lookup(identifier.get('class_name')).from_config(identifier.get('config', {}))
+    if isinstance(identifier, str):
+        return _lookup(identifier)()
+    raise TypeError(f'optimizer must be a name such as {sorted(_BY_NAME)} or an Optimizer '
+                    f'instance, got {type(identifier).__name__}: {identifier!r}')
+
+
+def _lookup(name):
+    cls = _BY_NAME.get(str(name).lower())
+    if cls is None:
+        raise ValueError(f'unknown optimizer {name!r}; known optimizers: {", ".join(_BY_NAME)}')
+    return cls
+
+
+def _check_range(optimizer, name, value, low, high):
+    """``float(value)`` if ``low <= value <= high``, else a ValueError naming the argument."""
+    value = float(value)
+    if not low <= value <= high:
+        raise ValueError(f'{type(optimizer).__name__}: {name} must be in [{low}, {high}], '
+                         f'got {value}')
+    return value

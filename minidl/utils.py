@@ -1,0 +1,105 @@
+"""Small helpers used across minidl: one-hot labels, safe file writes, the cache folder.
+
+- :func:`to_categorical` turns class indices into one-hot rows, as Keras does.
+- :func:`atomic_write` makes saving a model or a cache file all-or-nothing: a crash or an
+  error halfway through never leaves a half-written file where a good one used to be.
+- :func:`cache_dir` is where minidl keeps what it generates or a user drops in
+  (``$MINIDL_HOME``, by default ``~/.minidl``).
+- :func:`signature_config` builds ``get_config()`` dicts from an object's constructor.
+"""
+import contextlib
+import inspect
+import os
+import tempfile
+from pathlib import Path
+
+from minidl.backends import get_array_module
+
+
+def to_categorical(y, num_classes=None, dtype='float32'):
+    """One-hot encode integer class labels.
+
+    ``y`` of shape ``S`` (any shape; a trailing axis of size 1, as in ``(N, 1)``, is dropped)
+    gives an array of shape ``S + (num_classes,)`` whose entry ``[..., k]`` is 1 where the
+    label is ``k`` and 0 elsewhere: label ``k`` becomes row ``k`` of the identity matrix.
+    ``num_classes`` defaults to ``max(y) + 1``. NumPy in, NumPy out; CuPy in, CuPy out.
+
+    >>> to_categorical([0, 2, 1])
+    array([[1., 0., 0.],
+           [0., 0., 1.],
+           [0., 1., 0.]], dtype=float32)
+    """
+    xp = get_array_module(y)
+    labels = xp.asarray(y)
+    if labels.dtype.kind not in 'biuf':
+        raise TypeError(f'to_categorical: labels must be integers, got dtype {labels.dtype}')
+    if labels.dtype.kind == 'f':
+        whole = labels == xp.round(labels)
+        if not bool(whole.all()):
+            raise ValueError('to_categorical: labels must be whole numbers (class indices), '
+                             f'got {labels[~whole][0]}')
+    labels = labels.astype(xp.int64)
+    if labels.ndim > 1 and labels.shape[-1] == 1:
+        labels = labels[..., 0]
+    if num_classes is None:
+        if labels.size == 0:
+            raise ValueError('to_categorical: cannot infer num_classes from empty labels; '
+                             'pass num_classes=')
+        num_classes = int(labels.max()) + 1
+    if labels.size and int(labels.min()) < 0:
+        raise ValueError(f'to_categorical: labels must be >= 0, got {int(labels.min())}')
+    if labels.size and int(labels.max()) >= num_classes:
+        raise ValueError(f'to_categorical: label {int(labels.max())} is out of range for '
+                         f'num_classes={num_classes} (labels must be in [0, {num_classes - 1}])')
+    return xp.eye(num_classes, dtype=dtype)[labels]
+
+
+@contextlib.contextmanager
+def atomic_write(path):
+    """Write ``path`` all-or-nothing: ``with atomic_write(p) as tmp: save_to(tmp)``.
+
+    Yields the name of a fresh temporary file in the same directory as ``path`` (and with the
+    same extension, so writers such as ``np.savez`` that add one keep the name). When the block
+    ends normally the file is flushed to disk and renamed over ``path`` in one step; when it
+    raises, the temporary file is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
+                               suffix=f'.tmp{path.suffix}')
+    os.close(fd)
+    try:
+        yield tmp
+        with open(tmp, 'rb+') as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; give the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def _umask():
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def cache_dir(*parts):
+    """The folder ``$MINIDL_HOME/<parts...>`` (``MINIDL_HOME`` defaults to ``~/.minidl``).
+
+    Only the path is returned; nothing is created.
+    """
+    return Path(os.environ.get('MINIDL_HOME', '~/.minidl')).expanduser().joinpath(*parts)
+
+
+def signature_config(obj):
+    """``{name: obj.name}`` for every named parameter of ``type(obj).__init__``.
+
+    Objects that keep each constructor argument under its own name get ``get_config()`` for
+    free, and ``type(obj)(**config)`` rebuilds them.
+    """
+    params = inspect.signature(type(obj)).parameters.values()
+    return {p.name: getattr(obj, p.name) for p in params
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}

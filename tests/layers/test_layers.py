@@ -1,0 +1,121 @@
+"""The standard battery for every layer (build, output shape, weights, float64 gradients,
+config round trip), plus the shape errors that name the layer."""
+import numpy as np
+import pytest
+
+import minidl
+from minidl import layers
+from minidl.layers.base import Layer
+
+CASES = [
+    (lambda: layers.Dense(3, activation='tanh'), (2, 4), 4 * 3 + 3),
+    (lambda: layers.Dense(2), (2, 3, 4), 4 * 2 + 2),
+    (lambda: layers.Conv2D(2, (2, 3), activation='relu'), (2, 4, 5, 3), 2 * 3 * 3 * 2 + 2),
+    (lambda: layers.Conv2D(2, 3, strides=2, padding='same', activation='sigmoid'),
+     (1, 5, 5, 2), 3 * 3 * 2 * 2 + 2),
+    (lambda: layers.Conv1D(2, 3, activation='relu', use_bias=False), (2, 7, 3), 3 * 3 * 2),
+    (lambda: layers.MaxPooling2D(2), (2, 5, 4, 2), 0),
+    (lambda: layers.AveragePooling2D((2, 2), strides=1, padding='same'), (1, 3, 4, 2), 0),
+    (lambda: layers.MaxPooling1D(3), (2, 7, 2), 0),
+    (lambda: layers.AveragePooling1D(2), (2, 6, 2), 0),
+    (lambda: layers.GlobalMaxPooling2D(), (2, 3, 3, 2), 0),
+    (lambda: layers.GlobalAveragePooling2D(), (2, 3, 3, 2), 0),
+    (lambda: layers.GlobalMaxPooling1D(), (2, 5, 3), 0),
+    (lambda: layers.GlobalAveragePooling1D(), (2, 5, 3), 0),
+    (lambda: layers.Flatten(), (2, 3, 2, 2), 0),
+    (lambda: layers.Reshape((3, -1)), (2, 6), 0),
+    (lambda: layers.Activation('softmax'), (2, 5), 0),
+    (lambda: layers.ZeroPadding2D(((1, 0), (2, 1))), (1, 3, 3, 2), 0),
+    (lambda: layers.BatchNormalization(), (4, 3, 2), 4 * 2),
+    (lambda: layers.Dropout(0.3), (3, 4), 0),
+]
+
+
+def _distinct(shape, seed=0):
+    return np.random.default_rng(seed).permutation(np.prod(shape)).reshape(shape) / 10 - 1.0
+
+
+@pytest.mark.parametrize('make, shape, params', CASES,
+                         ids=[f'{i}-{c[0]().__class__.__name__}' for i, c in enumerate(CASES)])
+def test_layer_battery(check_grad, make, shape, params):
+    layer = make()
+    layer.dtype = np.dtype('float64')
+    x = _distinct(shape)
+    y = layer(minidl.Tensor(x))
+    assert layer.built and layer.count_params() == params
+    assert y.shape[1:] == layer.compute_output_shape((None,) + shape[1:])[1:]
+    assert y.dtype == np.float64
+    config = layer.get_config()
+    clone = type(layer).from_config({**config, 'name': config['name'] + '_clone'})
+    clone.dtype = np.dtype('float64')
+    clone(minidl.Tensor(x))
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(clone(minidl.Tensor(x)).data, y.data)
+    training = isinstance(layer, layers.BatchNormalization)
+    check_grad(lambda t, *weights: layer(t, training=training), x, *layer.trainable_weights)
+
+
+def test_embedding_layer(check_grad):
+    layer = layers.Embedding(7, 3, input_length=4)
+    ids = np.array([[0, 6, 6, 2], [1, 1, 3, 5]])
+    y = layer(ids)
+    assert y.shape == (2, 4, 3) and layer.count_params() == 21
+    assert np.abs(layer.get_weights()[0]).max() <= 0.05
+    y.sum().backward()
+    assert layer.embeddings.grad[6].tolist() == [2.0, 2.0, 2.0]
+
+
+def test_keras_auto_names():
+    a, b = layers.Conv2D(1, 1), layers.Conv2D(1, 1)
+    base, suffix = b.name.rsplit('_', 1)
+    assert base == 'conv2d' and a.name in ('conv2d', f'conv2d_{int(suffix) - 1}')
+    assert layers.MaxPooling2D().name.startswith('max_pooling2d')
+    assert layers.GlobalMaxPooling1D().name.startswith('global_max_pooling1d')
+
+
+def test_wrong_rank_names_the_layer_and_both_shapes():
+    conv = layers.Conv2D(4, 3, name='my_conv')
+    with pytest.raises(ValueError, match=r'my_conv \(Conv2D\) expects inputs with 4 dimensions'
+                                         r'.*got shape \(None, 28, 28\)'):
+        conv(np.zeros((2, 28, 28), np.float32))
+
+
+def test_wrong_channels_after_build_names_the_layer():
+    conv = layers.Conv2D(4, 3, name='conv_a')
+    conv(np.zeros((1, 8, 8, 3), np.float32))
+    with pytest.raises(ValueError, match=r'conv_a .*\(None, 8, 8, 3\).*\(None, 8, 8, 1\)'):
+        conv(np.zeros((1, 8, 8, 1), np.float32))
+
+
+def test_pool_that_does_not_fit_shows_the_formula():
+    with pytest.raises(ValueError, match=r'pool_a \(MaxPooling2D\).*\(1 - 2 \+ 0\)/2 \+ 1 = 0\.5'):
+        layers.MaxPooling2D(2, name='pool_a')(np.zeros((1, 1, 5, 1), np.float32))
+
+
+def test_set_weights_checks_shapes():
+    dense = layers.Dense(2, name='d')
+    dense(np.zeros((1, 3), np.float32))
+    with pytest.raises(ValueError, match=r'd/kernel has shape \(3, 2\), got an array of shape '
+                                         r'\(2, 3\)'):
+        dense.set_weights([np.zeros((2, 3)), np.zeros(2)])
+
+
+def test_trainable_flag_moves_weights_between_lists():
+    dense = layers.Dense(2)
+    dense(np.zeros((1, 3), np.float32))
+    assert len(dense.trainable_weights) == 2
+    dense.trainable = False
+    assert dense.trainable_weights == [] and len(dense.non_trainable_weights) == 2
+    assert not dense.kernel.requires_grad
+
+
+def test_unknown_activation_lists_the_known_ones():
+    with pytest.raises(ValueError, match="unknown activation 'relux'"):
+        layers.Dense(3, activation='relux')
+
+
+def test_every_public_layer_is_a_layer():
+    for name in dir(layers):
+        obj = getattr(layers, name)
+        if isinstance(obj, type) and name[0].isupper() and name != 'SymbolicTensor':
+            assert issubclass(obj, Layer), name

@@ -1,0 +1,181 @@
+"""Sequential and functional models: building, training, history, saving, errors."""
+import numpy as np
+import pytest
+
+import minidl
+from minidl import callbacks, layers, models, optimizers
+
+
+def blobs(n=240, classes=3, seed=0):
+    """A small separable problem: 8x8 one-channel images whose bright quadrant is the class."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    x = rng.normal(0, 0.3, (n, 8, 8, 1)).astype(np.float32)
+    for c in range(classes):
+        r, q = divmod(c, 2)
+        x[y == c, r * 4:(r + 1) * 4, q * 4:(q + 1) * 4] += 1.5
+    return x, y
+
+
+def small_convnet(classes=3):
+    return models.Sequential([
+        layers.Conv2D(4, 3, activation='relu', padding='same', input_shape=(8, 8, 1)),
+        layers.MaxPooling2D(2),
+        layers.Flatten(),
+        layers.Dropout(0.2),
+        layers.Dense(classes, activation='softmax'),
+    ])
+
+
+@pytest.mark.parametrize('loss, metric, onehot', [
+    ('sparse_categorical_crossentropy', 'acc', False),
+    ('categorical_crossentropy', 'accuracy', True),
+])
+def test_fit_learns_and_history_uses_the_metric_name(loss, metric, onehot):
+    minidl.random.seed(0)
+    x, y = blobs()
+    y = np.eye(3, dtype=np.float32)[y] if onehot else y
+    model = small_convnet()
+    model.compile(optimizer=optimizers.RMSprop(lr=0.01), loss=loss, metrics=[metric])
+    history = model.fit(x, y, epochs=4, batch_size=16, validation_split=0.25, verbose=0)
+    assert set(history.history) == {'loss', metric, 'val_loss', f'val_{metric}'}
+    assert history.history['loss'][-1] < history.history['loss'][0]
+    assert history.history[f'val_{metric}'][-1] > 0.9
+    loss_value, acc = model.evaluate(x, y, verbose=0)
+    assert acc > 0.9 and loss_value < 0.5
+    assert model.predict(x[:5]).shape == (5, 3)
+
+
+def test_same_seed_same_training():
+    def run():
+        minidl.random.seed(42)
+        x, y = blobs(64)
+        model = small_convnet()
+        model.compile('sgd', 'sparse_categorical_crossentropy')
+        return model.fit(x, y, epochs=2, verbose=0).history['loss']
+    assert run() == run()
+
+
+def test_binary_classifier_with_sigmoid_and_a_generator():
+    minidl.random.seed(1)
+    x, y = blobs(200, classes=2)
+
+    def batches():
+        while True:
+            for i in range(0, 200, 20):
+                yield x[i:i + 20], y[i:i + 20].astype(np.float32)
+
+    model = models.Sequential([layers.Flatten(input_shape=(8, 8, 1)),
+                               layers.Dense(8, activation='relu'),
+                               layers.Dense(1, activation='sigmoid')])
+    model.compile(optimizers.Adam(0.01), 'binary_crossentropy', ['acc'])
+    history = model.fit(batches(), steps_per_epoch=10, epochs=3, verbose=0,
+                        validation_data=batches(), validation_steps=2)
+    assert history.history['val_acc'][-1] > 0.9
+
+
+def test_functional_model_with_every_layer_output():
+    minidl.random.seed(2)
+    model = small_convnet()
+    outputs = [layer.output for layer in model.layers[:3]]
+    activations = models.Model(inputs=model.input, outputs=outputs)
+    x, _ = blobs(4)
+    conv, pooled, flat = activations.predict(x) if False else activations(x)
+    assert conv.shape == (4, 8, 8, 4) and pooled.shape == (4, 4, 4, 4) and flat.shape == (4, 64)
+    np.testing.assert_allclose(flat.data, pooled.data.reshape(4, -1))
+
+
+def test_functional_graph_from_input():
+    inputs = layers.Input(shape=(6,))
+    hidden = layers.Dense(4, activation='relu', name='hidden')(inputs)
+    outputs = layers.Dense(2, activation='softmax', name='out')(hidden)
+    model = models.Model(inputs, outputs)
+    assert [layer.name for layer in model.layers][1:] == ['hidden', 'out']
+    assert model(np.ones((3, 6), np.float32)).shape == (3, 2)
+    lines = []
+    model.summary(print_fn=lines.append)
+    assert any('(InputLayer)' in line and '[(None, 6)]' in line for line in lines)
+
+
+def test_save_and_load_reproduce_predictions_bit_for_bit(tmp_path):
+    minidl.random.seed(3)
+    x, y = blobs(48)
+    model = small_convnet()
+    model.compile('rmsprop', 'sparse_categorical_crossentropy', ['acc'])
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / 'model.h5')
+    restored = models.load_model(tmp_path / 'model.h5')
+    assert np.array_equal(restored.predict(x), model.predict(x))
+    assert restored.evaluate(x, y, verbose=0) == model.evaluate(x, y, verbose=0)
+    other = small_convnet()
+    other.save_weights(tmp_path / 'w.h5')
+    model.save_weights(tmp_path / 'w.h5')
+    other.load_weights(tmp_path / 'w.h5')
+    assert np.array_equal(other.predict(x), model.predict(x))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['model.h5', 'w.h5']
+
+
+def test_nested_model_saves_and_loads(tmp_path):
+    inner = models.Sequential([layers.Dense(3, input_shape=(4,), name='inner_dense')],
+                              name='inner')
+    outer = models.Sequential([inner, layers.Dense(2, name='outer_dense')])
+    outer.save(tmp_path / 'nested.h5')
+    restored = models.load_model(tmp_path / 'nested.h5')
+    x = np.ones((2, 4), np.float32)
+    assert np.array_equal(restored.predict(x), outer.predict(x))
+
+
+def test_loading_weights_that_do_not_fit_lists_the_layers(tmp_path):
+    small_convnet().save_weights(tmp_path / 'w.h5')
+    bigger = models.Sequential([layers.Conv2D(8, 3, padding='same', input_shape=(8, 8, 1)),
+                                layers.Flatten(), layers.Dense(3)])
+    with pytest.raises(ValueError, match=r'w\.h5: weights do not fit:\n.*conv2d'):
+        bigger.load_weights(tmp_path / 'w.h5')
+
+
+def test_nan_loss_stops_training_naming_epoch_and_batch(capsys):
+    x, y = blobs(64)
+    x[40] = np.nan
+    model = small_convnet()
+    model.compile('sgd', 'sparse_categorical_crossentropy')
+    history = model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0)
+    assert 'batch 3 of epoch 1' in capsys.readouterr().err
+    assert history.history == {}
+
+
+def test_early_stopping_and_callbacks_see_the_logs():
+    x, y = blobs(64)
+    model = small_convnet()
+    model.compile(optimizers.SGD(learning_rate=0.0), 'sparse_categorical_crossentropy')
+    seen = []
+    history = model.fit(x, y, epochs=10, verbose=0, validation_data=(x, y), callbacks=[
+        callbacks.EarlyStopping(monitor='val_loss', patience=1),
+        callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))])
+    assert len(history.history['loss']) == 2 and seen == [0, 1]
+
+
+def test_fit_before_compile_is_a_clear_error():
+    with pytest.raises(RuntimeError, match='compile'):
+        small_convnet().fit(*blobs(8), verbose=0)
+
+
+def test_progress_lines_when_not_a_terminal(capsys):
+    x, y = blobs(32)
+    model = small_convnet()
+    model.compile('sgd', 'sparse_categorical_crossentropy', ['acc'])
+    model.fit(x, y, epochs=2, batch_size=16, verbose=1)
+    out = capsys.readouterr().out
+    assert 'Epoch 1/2' in out and 'Epoch 2/2' in out and '2/2 - ' in out and 'acc: ' in out
+
+
+def test_only_trainable_weights_change():
+    minidl.random.seed(4)
+    x, y = blobs(32)
+    model = small_convnet()
+    model.layers[0].trainable = False
+    frozen = model.layers[0].get_weights()
+    model.compile('adam', 'sparse_categorical_crossentropy')
+    model.fit(x, y, epochs=1, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(frozen, model.layers[0].get_weights()))
+    assert not np.array_equal(model.layers[-1].get_weights()[0], small_convnet().layers[-1]
+                              .get_weights()[0])
