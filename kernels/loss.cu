@@ -6,8 +6,9 @@
 //   labels  (N,) int64 class indices (sparse), or
 //   target  (N, K) one-hot or soft labels in the logits' dtype (dense).
 //
-// With m = max_k x_k and log_s = log sum_k exp(x_k - m), the log-probabilities are
-// (x_k - m) - log_s: every exp sees a non-positive argument, so logits of +-1e4 stay finite.
+// With m = max_k x_k and s = sum_k exp(x_k - m): p_k = exp(x_k - m) / s and
+// log p_k = (x_k - m) - log s. Every exp sees a non-positive argument and s >= 1, so logits
+// of +-1e4 give finite results.
 //
 // One warp (32 threads) per row: the lanes stride over the K classes and combine their partial
 // max and sums with register shuffles. That fits classifier widths (10 to 1000 classes) with no
@@ -63,13 +64,14 @@ __global__ void softmax_xent_forward_kernel(const T* logits, const long long* la
         for (I k = lane; k < K; k += WARP_SIZE) {
             s += exp(x[k] - m);
         }
-        const T log_s = log(warp_sum(s));
+        s = warp_sum(s);
+        const T log_s = log(s);
         T xent = T(0);
         for (I k = lane; k < K; k += WARP_SIZE) {
-            const T log_p = (x[k] - m) - log_s;
-            probs[row * K + k] = exp(log_p);
+            const T z = x[k] - m;
+            probs[row * K + k] = exp(z) / s;
             if (target) {
-                xent -= target[row * K + k] * log_p;
+                xent -= target[row * K + k] * (z - log_s);
             }
         }
         xent = labels ? log_s - (x[labels[row]] - m) : warp_sum(xent);

@@ -7,8 +7,9 @@
 // element gathering from every window that covers it (no atomics, deterministic).
 #include "common.cuh"
 
-// The input rows [begin, end) covered by window i: it starts at i*stride - pad and spans k rows,
-// clipped to the input [0, size). With a valid padding every window covers at least one row.
+// Window i along one axis starts at `start` = i*stride - pad (maybe inside the padding) and
+// spans k positions; input row h sits at window position h - start. [begin, end) is the part
+// inside the input [0, size), never empty when the padding is smaller than k on each side.
 template <typename I>
 struct Span {
     I start, begin, end;

@@ -2,8 +2,8 @@
 // not a draw from a sequential generator, so any thread computes any element independently and
 // the CPU implementations produce the very same mask bits (see mix32 in common.cuh):
 //   key     = mix32(seed ^ mix32(step + 0x9E3779B9))
-//   keep[i] = mix32(uint32(i) ^ key) >= threshold,   threshold = min(floor(rate * 2**32), 2**32 - 1)
-//   mask[i] = keep[i] ? scale : 0,                    scale = 1 / (1 - rate) in the mask's dtype
+//   keep[i] = mix32(uint32(i) ^ key) >= threshold,  threshold = min(floor(rate * 2**32), 2**32-1)
+//   mask[i] = keep[i] ? scale : 0,                   scale = 1 / (1 - rate) in the mask's dtype
 #include "common.cuh"
 
 // mask (total,) flat in C order; the host computes threshold and scale exactly as the reference.

@@ -93,7 +93,7 @@ def kernel_source(family):
 
 
 def instance_name(kernel, dtype, index_dtype):
-    """The template instance for an element dtype and an index dtype: 'im2col_kernel<float, int>'."""
+    """The template instance for two dtypes, e.g. 'im2col_kernel<float, int>'."""
     return (f'{kernel}<{ELEMENT_TYPES[numpy.dtype(dtype)]}, '
             f'{INDEX_TYPES[numpy.dtype(index_dtype)]}>')
 
@@ -152,7 +152,7 @@ def _contiguous(array):
 
 class _Window(NamedTuple):
     """The geometry of a windowed op on (N, H, W, C), in the parameter order of the kernels in
-    im2col.cu and pooling.cu, so ``*window`` passes it to them."""
+    im2col.cu and pooling.cu, so ``*win`` passes it to them."""
     n: int
     h: int
     w: int
@@ -220,7 +220,8 @@ def maxpool2d_forward(x, ksize, stride, pad):
 def maxpool2d_backward(dy, argmax, x_shape, ksize, stride, pad):
     """dy (N, OH, OW, C) -> dx (N, H, W, C): each dy goes to its window's argmax."""
     cupy = cupy_module()
-    dy, argmax = cupy.ascontiguousarray(dy), cupy.ascontiguousarray(argmax)
+    dy = cupy.ascontiguousarray(dy)
+    argmax = cupy.ascontiguousarray(argmax, dtype=cupy.int64)
     win = _window(x_shape, ksize, stride, pad)
     dx = cupy.empty((win.n, win.h, win.w, win.c), dtype=dy.dtype)
     _launch('maxpool2d_backward_kernel', dy.dtype, dx.size, dy, argmax, dx, *win)
@@ -261,7 +262,8 @@ def global_maxpool_forward(x):
 def global_maxpool_backward(dy, argmax, L):
     """dy (N, C) -> dx (N, L, C), zero except dx[n, argmax[n, c], c] = dy[n, c]."""
     cupy = cupy_module()
-    dy, argmax = cupy.ascontiguousarray(dy), cupy.ascontiguousarray(argmax)
+    dy = cupy.ascontiguousarray(dy)
+    argmax = cupy.ascontiguousarray(argmax, dtype=cupy.int64)
     n, c = dy.shape
     dx = cupy.empty((n, int(L), c), dtype=dy.dtype)
     _launch('global_maxpool_backward_kernel', dy.dtype, dx.size, dy, argmax, dx, n, int(L), c)
@@ -379,9 +381,11 @@ def embedding_backward(ids, dy, vocab_size):
 # ---------------------------------------------------------------------------------------------
 
 def sgd_update(param, grad, velocity, lr, momentum, nesterov):
-    """Keras SGD with optional (Nesterov) momentum; ``velocity`` may be None when momentum == 0."""
-    _launch('sgd_kernel', param.dtype, param.size, param, _contiguous(grad), velocity,
-            param.size, float(lr), float(momentum), numpy.bool_(nesterov))
+    """Keras SGD with optional (Nesterov) momentum; without momentum, velocity is unused."""
+    momentum = float(momentum)
+    _launch('sgd_kernel', param.dtype, param.size, param, _contiguous(grad),
+            velocity if momentum else None, param.size, float(lr), momentum,
+            numpy.bool_(nesterov))
 
 
 def rmsprop_update(param, grad, sq_avg, lr, rho, eps):

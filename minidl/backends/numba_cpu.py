@@ -1,26 +1,32 @@
 """The CPU kernels, compiled by Numba: the fast twins of :mod:`minidl.backends.reference`.
 
 Each public function has the reference's name and signature. It allocates the output with the
-input's dtype and hands it to a jitted kernel (``_name``) that fills it in parallel: windowed
-kernels share out the output rows ``(n, i)``, elementwise ones the flat elements. The innermost
-loop always runs over the channels, which are contiguous in channels-last arrays.
+input's dtype and hands it to a jitted kernel (``_name``) that fills it. The kernels with real
+work run in parallel (``_kernel``): windowed ones share out the output rows ``(n, i)``,
+elementwise ones the flat elements. The innermost loop always runs over the channels, which
+are contiguous in channels-last arrays. Kernels whose work is small (softmax over (N, K)
+logits, global max-pool, the embedding gradient) run on one thread (``_serial``): waking the
+thread pool would cost more than it saves, and compiling a parallel kernel takes 3-5x longer.
 
 Backward kernels of windowed ops are *gathers*: each input element sums the few column
 entries that read it, found through a tap table (:func:`_taps`). Every thread writes only its
 own rows, so no atomics are needed, and each sum is taken in the reference's order.
 
-Kernels are compiled on first use for each dtype and cached on disk (``cache=True``), so a
-later process starts without the compilation cost (see ``benchmarks/kernels_jit.py``).
+``error_model='numpy'`` lets a division by zero give inf/nan as in NumPy instead of raising,
+which keeps the checks out of the inner loops. Scalars are cast to the arrays' dtype, so
+float32 arithmetic stays float32. Kernels are compiled on first use for each dtype and cached
+on disk (``cache=True``), so a later process starts without the compilation cost (see
+``benchmarks/kernels_jit.py``).
 """
 import math
 
 import numpy as np
 from numba import njit, prange
 
-from minidl.backends.reference import (ACTIVATIONS, dropout_threshold, output_size)
+from minidl.backends.reference import ACTIVATIONS, dropout_threshold, output_size
 
-_kernel = njit(parallel=True, cache=True, fastmath=False)
-_helper = njit(cache=True, fastmath=False)
+_kernel = njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
+_serial = njit(cache=True, fastmath=False, error_model='numpy')
 
 _LINEAR, _RELU, _SIGMOID, _TANH = (ACTIVATIONS.index(name) for name in
                                    ('linear', 'relu', 'sigmoid', 'tanh'))
@@ -32,7 +38,7 @@ def _output_shape(x_shape, ksize, stride, pad, dilation=(1, 1)):
                                              dilation[a]) for a in (0, 1))
 
 
-@_helper
+@_serial
 def _row_col(r, rows):
     """Split a flat row number ``r`` of an (N, rows) grid into (n, row)."""
     return r // rows, r % rows
@@ -42,7 +48,7 @@ def _row_col(r, rows):
 # Windows
 # ---------------------------------------------------------------------------------------------
 
-@_helper
+@_serial
 def _taps(size, out, k, stride, before, dilation):
     """(size, k) int64: ``taps[s, t]`` is the output index whose window reads input index s
     through tap t (``s = o*stride + t*dilation - before``), or -1 when none does."""
@@ -55,7 +61,7 @@ def _taps(size, out, k, stride, before, dilation):
     return taps
 
 
-@_helper
+@_serial
 def _counts(size, out, k, stride, before):
     """(out,) int64: how many of each window's k positions fall inside ``[0, size)``."""
     counts = np.zeros(out, np.int64)
@@ -70,13 +76,26 @@ def _counts(size, out, k, stride, before):
 def _im2col(x, cols, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = x.shape
     _, oh, ow, kh, kw, _ = cols.shape
+    # Undilated, a window row that lies inside the image is one run of kw*C contiguous values
+    # (a long copy helps the first layer, where C is 1 or 3). The run is sliced out first, so
+    # the copy loop indexes with its own counter, which lets LLVM vectorise it.
+    run = kw * c_in
+    x_rows = x.reshape(n_img, h_in, w_in * c_in)
+    col_rows = cols.reshape(n_img, oh, ow, kh, run)
     for r in prange(n_img * oh):
         n, i = _row_col(r, oh)
         for j in range(ow):
+            w0 = j * sw - left
+            inside = dw == 1 and w0 >= 0 and w0 + kw <= w_in
             for p in range(kh):
                 h = i * sh + p * dh - top
+                if inside and 0 <= h < h_in:
+                    source, target = x_rows[n, h, w0 * c_in:w0 * c_in + run], col_rows[n, i, j, p]
+                    for e in range(run):
+                        target[e] = source[e]
+                    continue
                 for q in range(kw):
-                    w = j * sw + q * dw - left
+                    w = w0 + q * dw
                     if 0 <= h < h_in and 0 <= w < w_in:
                         for c in range(c_in):
                             cols[n, i, j, p, q, c] = x[n, h, w, c]
@@ -263,10 +282,10 @@ def avgpool2d_backward(dy, x_shape, ksize, stride, pad):
     return dx
 
 
-@_kernel
+@_serial
 def _global_maxpool_forward(x, y, argmax):
     n_img, length, c_in = x.shape
-    for n in prange(n_img):
+    for n in range(n_img):
         for c in range(c_in):
             y[n, c] = x[n, 0, c]
             argmax[n, c] = 0
@@ -286,10 +305,10 @@ def global_maxpool_forward(x):
     return y, argmax
 
 
-@_kernel
+@_serial
 def _global_maxpool_backward(dy, argmax, dx):
     n_img, c_in = dy.shape
-    for n in prange(n_img):
+    for n in range(n_img):
         for c in range(c_in):
             dx[n, argmax[n, c], c] = dy[n, c]
 
@@ -305,20 +324,19 @@ def global_maxpool_backward(dy, argmax, L):
 # Bias + activation
 # ---------------------------------------------------------------------------------------------
 
-@_helper
+@_serial
 def _activate(z, code):
-    """act(z) for one value; the sigmoid only ever exponentiates -|z| (no overflow)."""
+    """act(z) for one value (linear, relu or sigmoid); the sigmoid only ever exponentiates
+    -|z|, so it cannot overflow."""
     if code == _RELU:
         return z if z > 0 else 0
     if code == _SIGMOID:
         e = np.exp(-abs(z))
         return 1 / (1 + e) if z >= 0 else e / (1 + e)
-    if code == _TANH:
-        return np.tanh(z)
     return z
 
 
-@_helper
+@_serial
 def _derivative_times(dy, y, code):
     """dy * act'(z) for one value, with act' written in terms of the output y."""
     if code == _RELU:
@@ -339,12 +357,20 @@ def _bias_act_forward(x, b, y, code):
 
 
 def bias_act_forward(x, b, activation):
-    """x (..., C), b (C,) or None -> y = act(x + b), bias add and activation in one pass."""
+    """x (..., C), b (C,) or None -> y = act(x + b), bias add and activation in one pass.
+
+    tanh is the exception: NumPy's tanh is SIMD-vectorised while compiled code calls the
+    scalar libm one, ten times slower, so the kernel adds the bias and NumPy takes the tanh
+    in place.
+    """
     x = np.ascontiguousarray(x)
     b = np.zeros(x.shape[-1], x.dtype) if b is None else np.ascontiguousarray(b)
     y = np.empty_like(x)
+    code = ACTIVATIONS.index(activation)
     _bias_act_forward(x.reshape(-1, x.shape[-1]), b, y.reshape(-1, x.shape[-1]),
-                      ACTIVATIONS.index(activation))
+                      _LINEAR if code == _TANH else code)
+    if code == _TANH:
+        np.tanh(y, out=y)
     return y
 
 
@@ -372,7 +398,7 @@ _MULTIPLIER_A, _MULTIPLIER_B = np.uint64(0x7FEB352D), np.uint64(0x846CA68B)
 _GOLDEN = np.uint64(0x9E3779B9)
 
 
-@_helper
+@_serial
 def _mix32(x):
     """The 'lowbias32' hash of a uint32 value (held in a uint64)."""
     x ^= x >> _SHIFT_A
@@ -402,13 +428,13 @@ def dropout_mask(shape, rate, seed, step, dtype):
 
 
 # ---------------------------------------------------------------------------------------------
-# Softmax cross-entropy (one row per thread; sparse targets are class indices)
+# Softmax cross-entropy (one row at a time; sparse targets are class indices)
 # ---------------------------------------------------------------------------------------------
 
-@_kernel
+@_serial
 def _softmax_xent_forward(logits, labels, dense, sparse, loss, probs):
     rows, classes = logits.shape
-    for n in prange(rows):
+    for n in range(rows):
         top = logits[n, 0]
         for k in range(1, classes):
             top = max(top, logits[n, k])
@@ -445,10 +471,10 @@ def softmax_xent_forward(logits, target):
     return loss, probs
 
 
-@_kernel
+@_serial
 def _softmax_xent_backward(probs, labels, dense, sparse, g, dlogits):
     rows, classes = probs.shape
-    for n in prange(rows):
+    for n in range(rows):
         if sparse:
             for k in range(classes):
                 hit = 1.0 if k == labels[n] else 0.0
@@ -474,18 +500,11 @@ def softmax_xent_backward(probs, target, g):
 # Embedding
 # ---------------------------------------------------------------------------------------------
 
-_EMBEDDING_BLOCK = 64  # columns of dW per task: each task adds every row in the reference order
-
-
-@_kernel
+@_serial
 def _embedding_backward(ids, dy, dW):
-    depth = dy.shape[1]
-    for block in prange((depth + _EMBEDDING_BLOCK - 1) // _EMBEDDING_BLOCK):
-        lo = block * _EMBEDDING_BLOCK
-        hi = min(lo + _EMBEDDING_BLOCK, depth)
-        for k in range(ids.size):
-            for d in range(lo, hi):
-                dW[ids[k], d] += dy[k, d]
+    for k in range(ids.size):
+        for d in range(dy.shape[1]):
+            dW[ids[k], d] += dy[k, d]
 
 
 def embedding_backward(ids, dy, vocab_size):

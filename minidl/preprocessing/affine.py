@@ -19,13 +19,15 @@ Conventions follow Keras: coordinates are ``(row, col)``; ``tx`` is the row (ver
 and ``ty`` the column (horizontal) one; ``zx`` scales rows and ``zy`` columns; angles are in
 degrees; the transform is centred on the image centre ``((H-1)/2, (W-1)/2)``. Because ``M``
 maps output to input, ``tx = 3`` reads each pixel from 3 rows *below*, so the content moves
-3 rows *up*, and ``zx = 0.5`` reads from half the distance, so the content looks twice as tall.
+3 rows *up*; ``zx = 0.5`` reads from half the distance, so the content looks twice as tall;
+``theta = 90`` turns the content a quarter turn clockwise as the image is displayed (rows
+going down).
 """
 import numba
 import numpy as np
 
 FILL_MODES = ('nearest', 'constant', 'reflect', 'wrap')
-_NEAREST, _CONSTANT, _REFLECT, _WRAP = range(4)
+_CONSTANT, _REFLECT, _WRAP = (FILL_MODES.index(mode) for mode in ('constant', 'reflect', 'wrap'))
 
 
 def transform_matrix(params, height, width):

@@ -8,6 +8,8 @@ The layout is Keras's: one subfolder per class, images anywhere below it::
 
 Whatever a file holds (grayscale, palette, RGBA, 16-bit), :func:`load_img` returns it in the
 colour mode asked for, at the size asked for, so every array of a batch has the same shape.
+Options are keyword-only: Keras's legacy second positional parameters (``grayscale``,
+``data_format``) do not exist here, and a positional value must not land on the wrong one.
 """
 import os
 
@@ -65,7 +67,7 @@ def _images_below(directory, class_name, follow_links):
     return files
 
 
-def load_img(path, color_mode='rgb', target_size=None, interpolation='nearest'):
+def load_img(path, *, color_mode='rgb', target_size=None, interpolation='nearest'):
     """Decode an image file into a PIL image in ``color_mode``, resized to ``target_size``.
 
     color_mode: 'grayscale', 'rgb' or 'rgba'. Palette images with a transparent colour become
@@ -96,13 +98,13 @@ def _convert(img, mode):
     return img if img.mode == mode else img.convert(mode)
 
 
-def img_to_array(img, dtype='float32'):
+def img_to_array(img, *, dtype='float32'):
     """A PIL image as an ``(H, W, C)`` array (C = 1 for grayscale), values 0..255."""
     array = np.asarray(img, dtype=dtype)
     return array[:, :, None] if array.ndim == 2 else array
 
 
-def array_to_img(x, scale=True):
+def array_to_img(x, *, scale=True):
     """An ``(H, W, C)`` array (C = 1, 3 or 4) as a PIL image, e.g. to show an augmented batch.
 
     scale: stretch the values to span 0..255 first (right for arrays in [0, 1] or

@@ -55,6 +55,8 @@ class ImageDataGenerator:
     shape out), rescale (a factor, e.g. ``1/255``), samplewise_center /
     samplewise_std_normalization (each image to mean 0 / std 1), featurewise_center /
     featurewise_std_normalization (per-channel mean and std of the data given to ``fit``).
+    Iterators run all of this on their prefetch threads, so a preprocessing_function must be
+    safe to call from a thread (NumPy code is).
 
     validation_split: fraction held out; choose the part with ``subset='training'`` or
     ``'validation'`` in ``flow`` / ``flow_from_directory``.
@@ -95,11 +97,13 @@ class ImageDataGenerator:
 
     # ----------------------------------------------------------------- iterators
 
-    def flow(self, x, y=None, batch_size=32, shuffle=True, seed=None, subset=None, *,
+    def flow(self, x, y=None, batch_size=32, shuffle=True, *, seed=None, subset=None,
              prefetch=2, workers=1):
         """Endless augmented batches from arrays: ``(x, y)``, or ``x`` when y is None.
 
-        x: ``(N, H, W, C)`` images; y: ``N`` targets. See :class:`NumpyArrayIterator`.
+        x: ``(N, H, W, C)`` images; y: ``N`` targets. prefetch, workers: how many batches the
+        background threads prepare ahead, and how many threads (``prefetch=0``: none). See
+        :class:`NumpyArrayIterator`.
         """
         return NumpyArrayIterator(x, y, self, batch_size=batch_size, shuffle=shuffle, seed=seed,
                                   subset=subset, validation_split=self.validation_split,
@@ -107,14 +111,15 @@ class ImageDataGenerator:
 
     def flow_from_directory(self, directory, target_size=(256, 256), color_mode='rgb',
                             classes=None, class_mode='categorical', batch_size=32, shuffle=True,
-                            seed=None, interpolation='nearest', follow_links=False, subset=None,
-                            *, prefetch=2, workers=1):
+                            seed=None, *, interpolation='nearest', follow_links=False,
+                            subset=None, prefetch=2, workers=1):
         """Endless augmented batches decoded from one subfolder per class.
 
         target_size: ``(height, width)`` every image is resized to; color_mode: 'rgb',
-        'grayscale' or 'rgba'. Prints "Found N images belonging to K classes." as Keras does.
-        See :class:`DirectoryIterator` for the labels of each class_mode and for how
-        unreadable files are handled.
+        'grayscale' or 'rgba'; interpolation: the Pillow resampling filter for resizing.
+        Prints "Found N images belonging to K classes." as Keras does. See
+        :class:`DirectoryIterator` for the labels of each class_mode and for how unreadable
+        files are handled, and :meth:`flow` for prefetch and workers.
         """
         return DirectoryIterator(directory, self, target_size=target_size, color_mode=color_mode,
                                  classes=classes, class_mode=class_mode, batch_size=batch_size,
@@ -154,7 +159,7 @@ class ImageDataGenerator:
             return rng.uniform(-spread, spread) if spread else 0.0
 
         lo, hi = self.zoom_range
-        zx, zy = rng.uniform(lo, hi, 2) if (lo, hi) != (1, 1) else (1.0, 1.0)
+        zx, zy = map(float, rng.uniform(lo, hi, 2)) if (lo, hi) != (1, 1) else (1.0, 1.0)
         return {
             'theta': uniform(self.rotation_range),
             'tx': _random_shift(rng, self.height_shift_range, height),

@@ -14,8 +14,8 @@ import warnings
 import numpy as np
 
 from minidl import random
-from minidl.preprocessing.files import (CHANNELS, DECODE_ERRORS, find_class_images, img_to_array,
-                                        load_img)
+from minidl.preprocessing.files import (CHANNELS, DECODE_ERRORS, INTERPOLATIONS, find_class_images,
+                                        img_to_array, load_img)
 from minidl.preprocessing.prefetch import Prefetcher
 
 CLASS_MODES = ('categorical', 'binary', 'sparse', 'input', None)
@@ -59,9 +59,9 @@ class Iterator:
             if self.prefetch and self._prefetcher is None:
                 self._prefetcher = Prefetcher(self.batch_at, start=self._step, depth=self.prefetch,
                                               workers=self.workers)
-            batch = next(self._prefetcher) if self.prefetch else self.batch_at(self._step)
-            self._step += 1
-            if batch_size_of(batch):
+            step, self._step = self._step, self._step + 1
+            batch = next(self._prefetcher) if self.prefetch else self.batch_at(step)
+            if batch_size_of(batch):  # empty when every file of the batch was unreadable
                 return batch
 
     def __getitem__(self, index):
@@ -193,6 +193,9 @@ class DirectoryIterator(Iterator):
             raise ValueError(f'class_mode must be one of {CLASS_MODES}, got {class_mode!r}')
         if color_mode not in CHANNELS:
             raise ValueError(f'color_mode must be one of {tuple(CHANNELS)}, got {color_mode!r}')
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f'interpolation must be one of {tuple(INTERPOLATIONS)}, '
+                             f'got {interpolation!r}')
         found = find_class_images(directory, classes, follow_links)
         self.directory, self.image_data_generator = str(directory), image_data_generator
         self.target_size, self.color_mode = tuple(target_size), color_mode
@@ -202,7 +205,8 @@ class DirectoryIterator(Iterator):
         self.num_classes = len(found)
         if class_mode == 'binary' and self.num_classes != 2:
             raise ValueError(f"class_mode='binary' needs exactly 2 classes, found "
-                             f'{self.num_classes} in {self.directory!r}: {list(self.class_indices)}')
+                             f'{self.num_classes} in {self.directory!r}: '
+                             f'{list(self.class_indices)}')
         self.filenames, labels = [], []
         for index, (_, files) in enumerate(found):
             chosen = files[subset_slice(len(files), validation_split, subset)]
@@ -230,8 +234,8 @@ class DirectoryIterator(Iterator):
             if image is not None:
                 images.append(image)
                 kept.append(i)
-        x = np.stack(images) if images else np.zeros((0, *self.image_shape), np.float32)
-        x = _augment(self.image_data_generator, x, rng)
+        x = (_augment(self.image_data_generator, np.stack(images), rng) if images
+             else np.zeros((0, *self.image_shape), np.float32))
         labels = self.classes[kept]
         if self.class_mode is None:
             return x
@@ -247,8 +251,9 @@ class DirectoryIterator(Iterator):
             return None
         path = os.path.join(self.directory, self.filenames[i])
         try:
-            return img_to_array(load_img(path, self.color_mode, self.target_size,
-                                         self.interpolation))
+            return img_to_array(load_img(path, color_mode=self.color_mode,
+                                         target_size=self.target_size,
+                                         interpolation=self.interpolation))
         except DECODE_ERRORS as error:
             with self._unreadable_lock:
                 first_time = i not in self._unreadable
@@ -259,5 +264,5 @@ class DirectoryIterator(Iterator):
                                  f'be decoded (the last one tried, {path!r}: {error})') from error
             if first_time:
                 warnings.warn(f'skipping {path!r}: it cannot be decoded as an image ({error}); '
-                              f'it is left out of this and every later batch')
+                              f'it is left out of this and every later batch', stacklevel=1)
             return None

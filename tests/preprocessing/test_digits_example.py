@@ -1,0 +1,17 @@
+"""Smoke test of examples/digits_from_directory.py on a handful of digits."""
+import importlib.util
+from pathlib import Path
+
+EXAMPLE = Path(__file__).parents[2] / 'examples' / 'digits_from_directory.py'
+
+
+def test_digits_example_writes_folders_and_trains(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location('digits_from_directory', EXAMPLE)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    accuracy = example.main(['--epochs', '1', '--per-class', '5', '--batch-size', '10',
+                             '--workdir', str(tmp_path), '--verbose', '0'])
+    assert 0 <= accuracy <= 1
+    assert sorted(p.name for p in (tmp_path / 'train').iterdir()) == [str(d) for d in range(10)]
+    assert len(list((tmp_path / 'train' / '3').glob('*.png'))) == 5
+    assert 'Found 50 images belonging to 10 classes.' in capsys.readouterr().out
