@@ -3,14 +3,21 @@
 The extra column counts the multiplications of one forward pass for one example, the
 lessons' ``F*F*D x W'*H' x D'`` for a convolution and ``in x out`` for a dense layer.
 """
+import itertools
+import textwrap
+
 from minidl.layers.base import format_shape
 
 COLUMNS = (('Layer (type)', 29), ('Output Shape', 26), ('Param #', 12),
            ('Multiplications', 16))
 
 
-def _row(cells):
-    return ' ' + ''.join(str(cell).ljust(width) for cell, (_, width) in zip(cells, COLUMNS))
+def _rows(cells):
+    """The lines of one table row; a cell too long for its column wraps, as in Keras."""
+    wrapped = [textwrap.wrap(str(cell), width - 1) or [''] for cell, (_, width) in
+               zip(cells, COLUMNS)]
+    for parts in itertools.zip_longest(*wrapped, fillvalue=''):
+        yield ' ' + ''.join(part.ljust(width) for part, (_, width) in zip(parts, COLUMNS))
 
 
 def _kind(layer):
@@ -37,12 +44,14 @@ def print_summary(model, print_fn=print):
     width = sum(w for _, w in COLUMNS) + 1
     print_fn(f'Model: "{model.name}"')
     print_fn('_' * width)
-    print_fn(_row([title for title, _ in COLUMNS]))
+    for line in _rows([title for title, _ in COLUMNS]):
+        print_fn(line)
     print_fn('=' * width)
     for i, layer in enumerate(model.layers):
         mults = layer.multiplications()
-        print_fn(_row([f'{layer.name} ({_kind(layer)})', _shape_text(layer),
-                       layer.count_params(), f'{mults:,}' if mults else '0']))
+        for line in _rows([f'{layer.name} ({_kind(layer)})', _shape_text(layer),
+                           layer.count_params(), f'{mults:,}' if mults else '0']):
+            print_fn(line)
         print_fn('' if i == len(model.layers) - 1 else ' ' * width)
     print_fn('=' * width)
     trainable = sum(w.size for w in model.trainable_weights)

@@ -103,3 +103,11 @@ def signature_config(obj):
     params = inspect.signature(type(obj)).parameters.values()
     return {p.name: getattr(obj, p.name) for p in params
             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+
+
+def __getattr__(name):
+    """``minidl.utils.image_dataset_from_directory``, where newer Keras lessons import it."""
+    if name == 'image_dataset_from_directory':
+        from minidl.preprocessing import image_dataset_from_directory
+        return image_dataset_from_directory
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

@@ -6,11 +6,13 @@ here runs the one that fits its first argument: CuPy arrays go to CUDA; NumPy ar
 Numba, unless ``MINIDL_CPU_KERNELS=reference`` is set (read at every call, or overridden with
 :func:`set_cpu_kernels`) or Numba cannot be imported, which warns once and uses the reference.
 
-The fast modules are imported on first use, so importing minidl neither compiles Numba kernels
-nor touches CuPy.
+:func:`dropout_mask` has no array argument to go by: it takes the array it will mask as
+``like=``. The fast modules are imported on first use, so importing minidl neither compiles
+Numba kernels nor touches CuPy.
 """
 import functools
 import importlib
+import inspect
 import os
 import warnings
 
@@ -43,19 +45,20 @@ def get(name):
 def implementations():
     """The implementation names usable on this machine, e.g. ['reference', 'numba']."""
     names = ['reference']
-    if _loads('numba'):
+    if _import_error('numba') is None:
         names.append('numba')
-    if gpu_available() and _loads('cuda'):
+    if gpu_available() and _import_error('cuda') is None:
         names.append('cuda')
     return names
 
 
-def _loads(name):
+def _import_error(name):
+    """The ImportError that loading implementation ``name`` raises here, or None."""
     try:
         get(name)
-    except ImportError:
-        return False
-    return True
+    except ImportError as exc:
+        return exc
+    return None
 
 
 def set_cpu_kernels(name):
@@ -82,14 +85,12 @@ def _requested_cpu_kernels():
 @functools.cache
 def _numba_loads():
     """Whether the Numba kernels import; the first failure warns (once per process)."""
-    try:
-        get('numba')
-    except ImportError as exc:
-        warnings.warn(f'minidl: Numba is not available ({exc}), so the CPU runs the slow NumPy '
-                      'reference kernels; `pip install numba` for the fast ones.',
+    error = _import_error('numba')
+    if error is not None:
+        warnings.warn(f'minidl: Numba is not available ({error}), so the CPU runs the slow '
+                      'NumPy reference kernels; `pip install numba` for the fast ones.',
                       RuntimeWarning, stacklevel=4)
-        return False
-    return True
+    return error is None
 
 
 def implementation_for(array):
@@ -105,9 +106,13 @@ def implementation_for(array):
 def _dispatcher(name):
     """A function named like the kernel that calls the implementation for its first argument;
     it carries the reference's signature and docstring, the spec of the kernel."""
-    @functools.wraps(getattr(reference, name))
+    spec = getattr(reference, name)
+    first = next(iter(inspect.signature(spec).parameters))
+
+    @functools.wraps(spec)
     def kernel(*args, **kwargs):
-        return getattr(get(implementation_for(args[0])), name)(*args, **kwargs)
+        array = args[0] if args else kwargs[first]
+        return getattr(get(implementation_for(array)), name)(*args, **kwargs)
     return kernel
 
 

@@ -17,13 +17,21 @@ which keeps the checks out of the inner loops. Scalars are cast to the arrays' d
 float32 arithmetic stays float32. Kernels are compiled on first use for each dtype and cached
 on disk (``cache=True``), so a later process starts without the compilation cost (see
 ``benchmarks/kernels_jit.py``).
+
+Parallel kernels run on Numba's OpenMP pool, next to OpenBLAS's own threads for the GEMMs. By
+default OpenMP threads spin for a while after each kernel, and on a small machine they then
+fight the BLAS threads for the cores (a training step ran 3x slower). ``OMP_WAIT_POLICY`` is
+therefore set to passive here, before the pool first starts, unless the user chose a policy.
 """
-import math
+import os
 
-import numpy as np
-from numba import njit, prange
+os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
-from minidl.backends.reference import ACTIVATIONS, dropout_threshold, output_size
+import numpy as np  # noqa: E402 - after the OpenMP setting above
+from numba import njit, prange  # noqa: E402
+
+from minidl.backends.reference import (ACTIVATIONS, adam_step_size, dropout_key,
+                                       dropout_threshold, output_size)
 
 _kernel = njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
 _serial = njit(cache=True, fastmath=False, error_model='numpy')
@@ -38,15 +46,19 @@ def _output_shape(x_shape, ksize, stride, pad, dilation=(1, 1)):
                                              dilation[a]) for a in (0, 1))
 
 
+def _window(ksize, stride, pad, dilation=(1, 1)):
+    """The window as every windowed kernel takes it: (kh, kw, sh, sw, top, left, dh, dw).
+
+    The padding after the input (bottom, right) only sizes the output, allocated by then.
+    """
+    return (*ksize, *stride, pad[0][0], pad[1][0], *dilation)
+
+
 @_serial
 def _row_col(r, rows):
     """Split a flat row number ``r`` of an (N, rows) grid into (n, row)."""
     return r // rows, r % rows
 
-
-# ---------------------------------------------------------------------------------------------
-# Windows
-# ---------------------------------------------------------------------------------------------
 
 @_serial
 def _taps(size, out, k, stride, before, dilation):
@@ -62,20 +74,24 @@ def _taps(size, out, k, stride, before, dilation):
 
 
 @_serial
-def _counts(size, out, k, stride, before):
-    """(out,) int64: how many of each window's k positions fall inside ``[0, size)``."""
+def _counts(taps, out):
+    """(out,) int64: how many input positions each window reads, from a tap table."""
     counts = np.zeros(out, np.int64)
-    for o in range(out):
-        for t in range(k):
-            if 0 <= o * stride + t - before < size:
-                counts[o] += 1
+    for s in range(taps.shape[0]):
+        for t in range(taps.shape[1]):
+            if taps[s, t] >= 0:
+                counts[taps[s, t]] += 1
     return counts
 
 
+# ---------------------------------------------------------------------------------------------
+# Windows
+# ---------------------------------------------------------------------------------------------
+
 @_kernel
-def _im2col(x, cols, sh, sw, top, left, dh, dw):
+def _im2col(x, cols, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = x.shape
-    _, oh, ow, kh, kw, _ = cols.shape
+    oh, ow = cols.shape[1:3]
     # Undilated, a window row that lies inside the image is one run of kw*C contiguous values
     # (a long copy helps the first layer, where C is 1 or 3). The run is sliced out first, so
     # the copy loop indexes with its own counter, which lets LLVM vectorise it.
@@ -90,7 +106,8 @@ def _im2col(x, cols, sh, sw, top, left, dh, dw):
             for p in range(kh):
                 h = i * sh + p * dh - top
                 if inside and 0 <= h < h_in:
-                    source, target = x_rows[n, h, w0 * c_in:w0 * c_in + run], col_rows[n, i, j, p]
+                    source = x_rows[n, h, w0 * c_in:w0 * c_in + run]
+                    target = col_rows[n, i, j, p]
                     for e in range(run):
                         target[e] = source[e]
                     continue
@@ -109,14 +126,14 @@ def im2col(x, ksize, stride, pad, dilation):
     x = np.ascontiguousarray(x)
     cols = np.empty(_output_shape(x.shape, ksize, stride, pad, dilation) + tuple(ksize)
                     + x.shape[3:], x.dtype)
-    _im2col(x, cols, stride[0], stride[1], pad[0][0], pad[1][0], dilation[0], dilation[1])
+    _im2col(x, cols, *_window(ksize, stride, pad, dilation))
     return cols
 
 
 @_kernel
-def _col2im(cols, dx, sh, sw, top, left, dh, dw):
+def _col2im(cols, dx, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = dx.shape
-    _, oh, ow, kh, kw, _ = cols.shape
+    oh, ow = cols.shape[1:3]
     rows = _taps(h_in, oh, kh, sh, top, dh)
     columns = _taps(w_in, ow, kw, sw, left, dw)
     for r in prange(n_img * h_in):
@@ -139,8 +156,7 @@ def _col2im(cols, dx, sh, sw, top, left, dh, dw):
 def col2im(cols, x_shape, ksize, stride, pad, dilation):
     """cols (N, OH, OW, kh, kw, C) -> dx (N, H, W, C), the adjoint of :func:`im2col`."""
     dx = np.empty(tuple(x_shape), cols.dtype)
-    _col2im(np.ascontiguousarray(cols), dx, stride[0], stride[1], pad[0][0], pad[1][0],
-            dilation[0], dilation[1])
+    _col2im(np.ascontiguousarray(cols), dx, *_window(ksize, stride, pad, dilation))
     return dx
 
 
@@ -148,26 +164,33 @@ def col2im(cols, x_shape, ksize, stride, pad, dilation):
 # Pooling
 # ---------------------------------------------------------------------------------------------
 
+@_serial
+def _beats(v, best):
+    """Whether v replaces the running maximum: it is larger, or it is the first NaN (a NaN
+    then stays), which is how np.argmax ranks values."""
+    return best == best and (v > best or v != v)
+
+
 @_kernel
-def _maxpool2d_forward(x, y, argmax, kh, kw, sh, sw, top, left):
+def _maxpool2d_forward(x, y, argmax, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = x.shape
-    _, oh, ow, _ = y.shape
+    oh, ow = y.shape[1:3]
     for r in prange(n_img * oh):
         n, i = _row_col(r, oh)
         for j in range(ow):
             for c in range(c_in):
                 argmax[n, i, j, c] = -1
             for p in range(kh):
-                h = i * sh + p - top
+                h = i * sh + p * dh - top
                 if not 0 <= h < h_in:
                     continue
                 for q in range(kw):
-                    w = j * sw + q - left
+                    w = j * sw + q * dw - left
                     if not 0 <= w < w_in:
                         continue
                     for c in range(c_in):
                         v = x[n, h, w, c]
-                        if argmax[n, i, j, c] < 0 or v > y[n, i, j, c]:
+                        if argmax[n, i, j, c] < 0 or _beats(v, y[n, i, j, c]):
                             y[n, i, j, c] = v
                             argmax[n, i, j, c] = p * kw + q
 
@@ -177,17 +200,16 @@ def maxpool2d_forward(x, ksize, stride, pad):
     x = np.ascontiguousarray(x)
     shape = _output_shape(x.shape, ksize, stride, pad) + x.shape[3:]
     y, argmax = np.empty(shape, x.dtype), np.empty(shape, np.int64)
-    _maxpool2d_forward(x, y, argmax, ksize[0], ksize[1], stride[0], stride[1], pad[0][0],
-                       pad[1][0])
+    _maxpool2d_forward(x, y, argmax, *_window(ksize, stride, pad))
     return y, argmax
 
 
 @_kernel
-def _maxpool2d_backward(dy, argmax, dx, kh, kw, sh, sw, top, left):
+def _maxpool2d_backward(dy, argmax, dx, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = dx.shape
-    _, oh, ow, _ = dy.shape
-    rows = _taps(h_in, oh, kh, sh, top, 1)
-    columns = _taps(w_in, ow, kw, sw, left, 1)
+    oh, ow = dy.shape[1:3]
+    rows = _taps(h_in, oh, kh, sh, top, dh)
+    columns = _taps(w_in, ow, kw, sw, left, dw)
     for r in prange(n_img * h_in):
         n, h = _row_col(r, h_in)
         for w in range(w_in):
@@ -209,28 +231,28 @@ def _maxpool2d_backward(dy, argmax, dx, kh, kw, sh, sw, top, left):
 def maxpool2d_backward(dy, argmax, x_shape, ksize, stride, pad):
     """dy (N, OH, OW, C) -> dx (N, H, W, C): each input sums the dy of the windows it won."""
     dx = np.empty(tuple(x_shape), dy.dtype)
-    _maxpool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), dx, ksize[0],
-                        ksize[1], stride[0], stride[1], pad[0][0], pad[1][0])
+    _maxpool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), dx,
+                        *_window(ksize, stride, pad))
     return dx
 
 
 @_kernel
-def _avgpool2d_forward(x, y, kh, kw, sh, sw, top, left):
+def _avgpool2d_forward(x, y, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = x.shape
-    _, oh, ow, _ = y.shape
-    row_counts = _counts(h_in, oh, kh, sh, top)
-    column_counts = _counts(w_in, ow, kw, sw, left)
+    oh, ow = y.shape[1:3]
+    row_counts = _counts(_taps(h_in, oh, kh, sh, top, dh), oh)
+    column_counts = _counts(_taps(w_in, ow, kw, sw, left, dw), ow)
     for r in prange(n_img * oh):
         n, i = _row_col(r, oh)
         for j in range(ow):
             for c in range(c_in):
                 y[n, i, j, c] = 0
             for p in range(kh):
-                h = i * sh + p - top
+                h = i * sh + p * dh - top
                 if not 0 <= h < h_in:
                     continue
                 for q in range(kw):
-                    w = j * sw + q - left
+                    w = j * sw + q * dw - left
                     if not 0 <= w < w_in:
                         continue
                     for c in range(c_in):
@@ -244,18 +266,17 @@ def avgpool2d_forward(x, ksize, stride, pad):
     """x (N, H, W, C) -> y (N, OH, OW, C), the mean over each window's non-padding positions."""
     x = np.ascontiguousarray(x)
     y = np.empty(_output_shape(x.shape, ksize, stride, pad) + x.shape[3:], x.dtype)
-    _avgpool2d_forward(x, y, ksize[0], ksize[1], stride[0], stride[1], pad[0][0], pad[1][0])
+    _avgpool2d_forward(x, y, *_window(ksize, stride, pad))
     return y
 
 
 @_kernel
-def _avgpool2d_backward(dy, dx, kh, kw, sh, sw, top, left):
+def _avgpool2d_backward(dy, dx, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = dx.shape
-    _, oh, ow, _ = dy.shape
-    rows = _taps(h_in, oh, kh, sh, top, 1)
-    columns = _taps(w_in, ow, kw, sw, left, 1)
-    row_counts = _counts(h_in, oh, kh, sh, top)
-    column_counts = _counts(w_in, ow, kw, sw, left)
+    oh, ow = dy.shape[1:3]
+    rows = _taps(h_in, oh, kh, sh, top, dh)
+    columns = _taps(w_in, ow, kw, sw, left, dw)
+    row_counts, column_counts = _counts(rows, oh), _counts(columns, ow)
     for r in prange(n_img * h_in):
         n, h = _row_col(r, h_in)
         for w in range(w_in):
@@ -277,8 +298,7 @@ def _avgpool2d_backward(dy, dx, kh, kw, sh, sw, top, left):
 def avgpool2d_backward(dy, x_shape, ksize, stride, pad):
     """dy (N, OH, OW, C) -> dx (N, H, W, C): each window spreads dy / count over its inputs."""
     dx = np.empty(tuple(x_shape), dy.dtype)
-    _avgpool2d_backward(np.ascontiguousarray(dy), dx, ksize[0], ksize[1], stride[0],
-                        stride[1], pad[0][0], pad[1][0])
+    _avgpool2d_backward(np.ascontiguousarray(dy), dx, *_window(ksize, stride, pad))
     return dx
 
 
@@ -291,7 +311,7 @@ def _global_maxpool_forward(x, y, argmax):
             argmax[n, c] = 0
         for l in range(1, length):
             for c in range(c_in):
-                if x[n, l, c] > y[n, c]:
+                if _beats(x[n, l, c], y[n, c]):
                     y[n, c] = x[n, l, c]
                     argmax[n, c] = l
 
@@ -329,7 +349,7 @@ def _activate(z, code):
     """act(z) for one value (linear, relu or sigmoid); the sigmoid only ever exponentiates
     -|z|, so it cannot overflow."""
     if code == _RELU:
-        return z if z > 0 else 0
+        return 0 if z < 0 else z                        # NaN passes, as in np.maximum
     if code == _SIGMOID:
         e = np.exp(-abs(z))
         return 1 / (1 + e) if z >= 0 else e / (1 + e)
@@ -340,7 +360,7 @@ def _activate(z, code):
 def _derivative_times(dy, y, code):
     """dy * act'(z) for one value, with act' written in terms of the output y."""
     if code == _RELU:
-        return dy if y > 0 else 0
+        return dy if y > 0 else dy * 0                  # dy * (y > 0): NaN stays NaN
     if code == _SIGMOID:
         return dy * y * (1 - y)
     if code == _TANH:
@@ -395,7 +415,6 @@ def bias_act_backward(dy, y, activation):
 _LOW32 = np.uint64(0xFFFFFFFF)
 _SHIFT_A, _SHIFT_B = np.uint64(16), np.uint64(15)
 _MULTIPLIER_A, _MULTIPLIER_B = np.uint64(0x7FEB352D), np.uint64(0x846CA68B)
-_GOLDEN = np.uint64(0x9E3779B9)
 
 
 @_serial
@@ -419,11 +438,9 @@ def _dropout_mask(mask, key, threshold, scale):
 def dropout_mask(shape, rate, seed, step, dtype):
     """Inverted-dropout mask of ``shape``: ``1/(1-rate)`` where kept, 0 where dropped; the
     same bits as every other implementation for the same (seed, step)."""
-    step_hash = _mix32((np.uint64(int(step) & 0xFFFFFFFF) + _GOLDEN) & _LOW32)
-    key = np.uint64(_mix32(np.uint64(int(seed) & 0xFFFFFFFF) ^ np.uint64(step_hash)))
     mask = np.empty(shape, dtype)
-    _dropout_mask(mask.reshape(-1), key, np.uint64(dropout_threshold(rate)),
-                  mask.dtype.type(1.0 / (1.0 - rate)))
+    _dropout_mask(mask.reshape(-1), np.uint64(dropout_key(seed, step)[0]),
+                  np.uint64(dropout_threshold(rate)), mask.dtype.type(1.0 / (1.0 - rate)))
     return mask
 
 
@@ -584,7 +601,7 @@ def _adam_update(param, grad, m, v, lr_t, beta1, one_minus_beta1, beta2, one_min
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
     """Adam in place at 1-based step t, the bias correction folded into the step size."""
     beta1, beta2 = float(beta1), float(beta2)
-    lr_t = float(lr) * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
     param = _flat(param)
     _adam_update(param, np.ascontiguousarray(grad).reshape(-1), _flat(m), _flat(v),
-                 *_scalars(param.dtype, lr_t, beta1, 1 - beta1, beta2, 1 - beta2, eps))
+                 *_scalars(param.dtype, adam_step_size(lr, beta1, beta2, t), beta1, 1 - beta1,
+                           beta2, 1 - beta2, eps))

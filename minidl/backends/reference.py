@@ -82,7 +82,8 @@ def maxpool2d_forward(x, ksize, stride, pad):
     """x (N, H, W, C) -> y (N, OH, OW, C) and argmax (N, OH, OW, C) int64.
 
     ``argmax`` is the flat position ``p*kw + q`` of the winner inside its window. Padding is
-    -inf, so it never beats an input value; on ties the first position (row-major) wins.
+    -inf, so it never beats an input value; on ties the first position (row-major) wins, and a
+    NaN beats every number (as in ``np.argmax``), so a NaN input reaches the loss.
     """
     windows = _windows(_pad(x, pad, -np.inf), ksize, stride, (1, 1))
     n, oh, ow, kh, kw, c = windows.shape
@@ -119,7 +120,8 @@ def avgpool2d_backward(dy, x_shape, ksize, stride, pad):
 
 
 def global_maxpool_forward(x):
-    """x (N, L, C) -> y (N, C) the maximum over L, argmax (N, C) int64 (first on ties)."""
+    """x (N, L, C) -> y (N, C) the maximum over L, argmax (N, C) int64 (first on ties; a NaN
+    beats every number)."""
     argmax = x.argmax(axis=1)
     y = np.take_along_axis(x, argmax[:, None], axis=1)[:, 0]
     return y, argmax.astype(np.int64, copy=False)
@@ -291,5 +293,9 @@ def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
     m += (1 - beta1) * grad
     v *= beta2
     v += (1 - beta2) * grad * grad
-    lr_t = float(lr) * math.sqrt(1 - beta2 ** t) / (1 - beta1 ** t)
-    param -= lr_t * m / (np.sqrt(v) + eps)
+    param -= adam_step_size(lr, beta1, beta2, t) * m / (np.sqrt(v) + eps)
+
+
+def adam_step_size(lr, beta1, beta2, t):
+    """``lr * sqrt(1 - b2**t) / (1 - b1**t)``: Adam's bias corrections folded into one float."""
+    return float(lr) * math.sqrt(1 - float(beta2) ** t) / (1 - float(beta1) ** t)

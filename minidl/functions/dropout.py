@@ -15,7 +15,7 @@ class Dropout(Function):
         self.rate, self.key = rate, key
 
     def forward(self, x):
-        self.mask = kernels.dropout_mask(x.shape, self.rate, *self.key, dtype=x.dtype)
+        self.mask = kernels.dropout_mask(x.shape, self.rate, *self.key, dtype=x.dtype, like=x)
         return x * self.mask
 
     def backward(self, gy):

@@ -97,6 +97,7 @@ def both(name, *args):
 
 
 def inner(a, b):
+    """The dot product <a, b> of two arrays, in float64."""
     return float(np.vdot(a.astype(np.float64), b.astype(np.float64)))
 
 
@@ -210,6 +211,21 @@ def test_global_maxpool_ties_and_routing(impl):
     dx = impl.global_maxpool_backward(np.array([[2, 5]], np.float32), argmax, 3)
     np.testing.assert_array_equal(dx, [[[0, 5], [2, 0], [0, 0]]])
     assert dx.dtype == np.float32 and argmax.dtype == np.int64
+
+
+def test_nan_propagates_as_in_numpy(impl):
+    # A NaN must reach the loss, or training cannot stop on it: relu passes NaN on, and
+    # max-pooling ranks it above every number (the first NaN wins, as in np.argmax).
+    x = np.array([1, np.nan, 3, np.nan]).reshape(1, 2, 2, 1)
+    y, argmax = impl.maxpool2d_forward(x, (2, 2), (2, 2), ((0, 0), (0, 0)))
+    assert np.isnan(y).all() and argmax.item() == 1
+    y, argmax = impl.global_maxpool_forward(x.reshape(1, 4, 1))
+    assert np.isnan(y).all() and argmax.item() == 1
+    z = np.array([[np.nan, -1, 2]])
+    np.testing.assert_array_equal(impl.bias_act_forward(z, None, 'relu'), [[np.nan, 0, 2]])
+    np.testing.assert_array_equal(
+        impl.bias_act_backward(np.array([[np.nan, 1, 1]]), np.array([[0, 0, 2.0]]), 'relu'),
+        [[np.nan, 0, 1]])
 
 
 @needs_numba
@@ -474,7 +490,7 @@ def rmsprop_formula(w, g, a, lr, rho, eps):
 
 
 def adam_formula(w, g, m, v, lr, b1, b2, eps, t):
-    """The textbook bias-corrected form; Keras's epsilon is the paper's eps * sqrt(1 - b2**t)."""
+    """The paper's bias-corrected form, whose epsilon is Keras's over sqrt(1 - b2**t)."""
     m = b1 * m + (1 - b1) * g
     v = b2 * v + (1 - b2) * g * g
     m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
@@ -530,8 +546,8 @@ def test_numba_refuses_to_update_a_copy():
 def test_optimizer_parity(dtype, name, hyper, shape, seed):
     fast = optimizer_arrays(name, dtype, seed, tuple(shape))
     slow = [a.copy() for a in fast]
-    numba_cpu.__dict__[name](fast[0], fast[1], *fast[2:], *hyper)
-    reference.__dict__[name](slow[0], slow[1], *slow[2:], *hyper)
+    getattr(numba_cpu, name)(*fast, *hyper)
+    getattr(reference, name)(*slow, *hyper)
     for actual, expected in zip(fast, slow):
         assert_same(actual, expected, dtype)
 
@@ -553,7 +569,10 @@ def test_every_implementation_has_the_reference_signature(name):
     expected = inspect.signature(getattr(reference, name))
     for module in [kernels.get('cuda')] + ([numba_cpu] if numba_cpu else []):
         assert inspect.signature(getattr(module, name)) == expected, module.__name__
-    if name != 'dropout_mask':
+    if name == 'dropout_mask':  # plus the array that tells the device
+        assert list(inspect.signature(kernels.dropout_mask).parameters) == [
+            *expected.parameters, 'like']
+    else:
         assert inspect.signature(getattr(kernels, name)) == expected
         assert getattr(kernels, name).__doc__ == getattr(reference, name).__doc__
 
@@ -595,7 +614,9 @@ def test_dispatched_kernels_compute_the_same(cpu_setting):
     for choice in ('reference', 'numba') if numba_cpu else ('reference',):
         kernels.set_cpu_kernels(choice)
         results.append((kernels.im2col(x, (2, 2), (1, 1), ((0, 1), (1, 0)), (1, 1)),
-                        kernels.dropout_mask((4, 4), 0.5, 1, 2, np.float32)))
+                        kernels.im2col(x=x, ksize=(2, 2), stride=(1, 1), pad=((0, 1), (1, 0)),
+                                       dilation=(1, 1)),
+                        kernels.dropout_mask((4, 4), 0.5, 1, 2, np.float32, like=x)))
     for result in results[1:]:
         assert_same(result, results[0], np.float32)
 

@@ -1,0 +1,147 @@
+"""Time convolution forward+backward in minidl (each kernel set) and in PyTorch, same run.
+
+Rows are the convolutions of the lessons: the MNIST net at batch 64, the 150x150 cats-and-dogs
+net at batch 20 and VGG16 blocks 1, 3 and 5 at batch 8 on 150x150 inputs. Each cell is the
+median of ``--repeat`` runs after a warm-up; GFLOP/s counts the 3 GEMM-sized products of a
+training step (forward, input gradient, weight gradient).
+
+    python benchmarks/conv_speed.py --device cpu|gpu [--json FILE] [--repeat 5] [--quick]
+"""
+import argparse
+import json
+import platform
+import statistics
+import time
+
+import numpy as np
+
+import minidl
+import minidl.functions as F
+from minidl.backends import cupy_module, kernels
+
+# name, batch, (H, W, Cin), (kh, kw), Cout, padding
+ROWS = [
+    ('mnist conv1', 64, (28, 28, 1), (3, 3), 32, 'valid'),
+    ('mnist conv2', 64, (13, 13, 32), (3, 3), 64, 'valid'),
+    ('mnist conv3', 64, (5, 5, 64), (3, 3), 64, 'valid'),
+    ('cats conv1', 20, (150, 150, 3), (3, 3), 32, 'valid'),
+    ('cats conv2', 20, (74, 74, 32), (3, 3), 64, 'valid'),
+    ('cats conv3', 20, (36, 36, 64), (3, 3), 128, 'valid'),
+    ('cats conv4', 20, (17, 17, 128), (3, 3), 128, 'valid'),
+    ('vgg block1_conv2', 8, (150, 150, 64), (3, 3), 64, 'same'),
+    ('vgg block3_conv1', 8, (37, 37, 128), (3, 3), 256, 'same'),
+    ('vgg block5_conv1', 8, (9, 9, 512), (3, 3), 512, 'same'),
+]
+
+
+def flops(batch, shape, ksize, cout, padding):
+    h, w, cin = shape
+    oh, ow = (h, w) if padding == 'same' else (h - ksize[0] + 1, w - ksize[1] + 1)
+    return 3 * 2 * batch * oh * ow * ksize[0] * ksize[1] * cin * cout
+
+
+def median_ms(step, repeat, sync=lambda: None):
+    step()
+    sync()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def minidl_step(xp, batch, shape, ksize, cout, padding):
+    """One conv forward + backward (input, weight and bias gradients) on minidl."""
+    rng = np.random.default_rng(0)
+    x = minidl.Tensor(xp.asarray(rng.standard_normal((batch,) + shape, dtype=np.float32)),
+                      requires_grad=True)
+    W = minidl.Tensor(xp.asarray(rng.standard_normal(ksize + (shape[2], cout),
+                                                     dtype=np.float32) * 0.1),
+                      requires_grad=True)
+    b = minidl.Tensor(xp.zeros(cout, np.float32), requires_grad=True)
+
+    def step():
+        y = F.conv2d(x, W, b, padding=padding)
+        y.backward(xp.ones(y.shape, np.float32))
+    return step
+
+
+def torch_step(torch, device, batch, shape, ksize, cout, padding):
+    """The same convolution in PyTorch (NCHW, cuDNN on the GPU)."""
+    h, w, cin = shape
+    x = torch.randn(batch, cin, h, w, device=device, requires_grad=True)
+    conv = torch.nn.Conv2d(cin, cout, ksize, padding=padding).to(device)
+
+    def step():
+        y = conv(x)
+        y.backward(torch.ones_like(y))
+    return step
+
+
+def import_torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--device', choices=('cpu', 'gpu'), default='cpu')
+    parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--json', help='also write the results to this JSON file')
+    parser.add_argument('--quick', action='store_true', help='MNIST rows only')
+    args = parser.parse_args(argv)
+
+    torch = import_torch()
+    if args.device == 'gpu':
+        xp = cupy_module()
+        sync = xp.cuda.Device().synchronize
+        variants = [('minidl cuda', None)]
+        torch_device = 'cuda'
+        torch_sync = torch.cuda.synchronize if torch is not None else None
+        device_name = xp.cuda.runtime.getDeviceProperties(0)['name'].decode()
+    else:
+        xp, sync = np, (lambda: None)
+        variants = [('minidl reference', 'reference'), ('minidl numba', 'numba')]
+        torch_device, torch_sync = 'cpu', (lambda: None)
+        device_name = f'{platform.processor() or platform.machine()}, ' \
+                      f'{__import__("os").cpu_count()} cores'
+    print(f'conv forward+backward, {args.device} ({device_name}), median of {args.repeat}'
+          f'{", torch " + torch.__version__ if torch else ", torch not installed"}')
+    header = f'{"layer":18} {"batch":>5} {"input":>14} {"k":>5} {"out":>4}'
+    names = [name for name, _ in variants] + (['torch'] if torch else [])
+    print(header + ''.join(f' {n + " ms":>18} {"GF/s":>6}' for n in names) +
+          (' ' + ' '.join(f'{"x " + n.split()[-1]:>10}' for n, _ in variants) if torch else ''))
+    results = []
+    for name, batch, shape, ksize, cout, padding in ROWS[:3] if args.quick else ROWS:
+        row = {'layer': name, 'batch': batch, 'input': shape, 'kernel': ksize, 'filters': cout,
+               'padding': padding, 'ms': {}}
+        work = flops(batch, shape, ksize, cout, padding)
+        for label, impl in variants:
+            if impl is not None:
+                kernels.set_cpu_kernels(impl)
+            row['ms'][label] = median_ms(minidl_step(xp, batch, shape, ksize, cout, padding),
+                                         args.repeat, sync)
+        kernels.set_cpu_kernels(None)
+        if torch is not None:
+            row['ms']['torch'] = median_ms(
+                torch_step(torch, torch_device, batch, shape, ksize, cout, padding),
+                args.repeat, torch_sync)
+        cells = ''.join(f' {row["ms"][n]:18.2f} {work / row["ms"][n] / 1e6:6.1f}' for n in names)
+        ratios = ' ' + ' '.join(f'{row["ms"][n] / row["ms"]["torch"]:10.2f}'
+                                for n, _ in variants) if torch else ''
+        print(f'{name:18} {batch:5} {str(shape):>14} {ksize[0]}x{ksize[1]:<3} {cout:4}'
+              f'{cells}{ratios}')
+        results.append(row)
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump({'device': args.device, 'device_name': device_name, 'rows': results}, f,
+                      indent=1)
+
+
+if __name__ == '__main__':
+    main()
