@@ -17,7 +17,9 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from minidl import layers, models, optimizers, random
+import mnist_convnet  # the sibling example: python puts examples/ on the path
+
+from minidl import optimizers, random
 from minidl.datasets import mnist
 from minidl.preprocessing.image import ImageDataGenerator
 
@@ -31,15 +33,8 @@ def write_digits(folder, images, labels, per_class):
 
 
 def build_model():
-    """Two conv/pool stages and a small classifier for 28×28 grey digits."""
-    model = models.Sequential()
-    model.add(layers.Conv2D(32, (3, 3), activation='relu', input_shape=(28, 28, 1)))
-    model.add(layers.MaxPooling2D((2, 2)))
-    model.add(layers.Conv2D(64, (3, 3), activation='relu'))
-    model.add(layers.MaxPooling2D((2, 2)))
-    model.add(layers.Flatten())
-    model.add(layers.Dense(64, activation='relu'))
-    model.add(layers.Dense(10, activation='softmax'))
+    """The lessons' MNIST convnet (shared with mnist_convnet.py), compiled for 10 classes."""
+    model = mnist_convnet.build_model()
     model.compile(optimizer=optimizers.RMSprop(learning_rate=1e-3),
                   loss='categorical_crossentropy', metrics=['acc'])
     return model

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from minidl import random
-from minidl.utils import signature_config
+from minidl.utils import Configurable
 
 
 def compute_fans(shape):
@@ -35,7 +35,7 @@ def compute_fans(shape):
     return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
-class Initializer:
+class Initializer(Configurable):
     """Base class: ``__call__(shape, dtype)`` returns ``sample(shape)`` cast to ``dtype``.
 
     Subclasses keep each constructor argument under its own name (that is their config) and
@@ -55,17 +55,6 @@ class Initializer:
     def sample(self, shape, rng):
         raise NotImplementedError(f'{type(self).__name__} must define sample()')
 
-    def get_config(self):
-        """The constructor arguments; ``type(init)(**init.get_config())`` rebuilds it."""
-        return signature_config(self)
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ', '.join(f'{key}={value!r}' for key, value in self.get_config().items())
-        return f'{type(self).__name__}({args})'
 
 
 class Zeros(Initializer):

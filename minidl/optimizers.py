@@ -11,10 +11,10 @@ Keras semantics throughout: ``lr=`` is accepted for ``learning_rate=`` (the less
 ``lr_t = learning_rate / (1 + decay * iterations)``.
 """
 from minidl.backends import device_of, get_array_module, kernels, to_device
-from minidl.utils import signature_config
+from minidl.utils import Configurable
 
 
-class Optimizer:
+class Optimizer(Configurable):
     """Base class: the update loop, the per-weight slots and the learning-rate schedule.
 
     ``iterations`` counts the calls to :meth:`step` (training batches). Slots are created on a
@@ -89,19 +89,6 @@ class Optimizer:
         """Update one weight's ``data`` in place from ``grad`` and ``slots`` at rate ``lr``."""
         raise NotImplementedError(f'{type(self).__name__} must define update()')
 
-    def get_config(self):
-        """The constructor arguments, so that ``type(opt).from_config(opt.get_config())``
-        builds an equal optimizer (without the running state)."""
-        return signature_config(self)
-
-    @classmethod
-    def from_config(cls, config):
-        """Build an optimizer from :meth:`get_config`'s dict."""
-        return cls(**config)
-
-    def __repr__(self):
-        args = ', '.join(f'{key}={value!r}' for key, value in self.get_config().items())
-        return f'{type(self).__name__}({args})'
 
 
 class SGD(Optimizer):

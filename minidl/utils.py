@@ -105,6 +105,25 @@ def signature_config(obj):
             if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
 
 
+class Configurable:
+    """``get_config``/``from_config``/``repr`` derived from the constructor's arguments.
+
+    For classes that keep each constructor argument under its own name (optimizers,
+    initializers): ``type(obj).from_config(obj.get_config())`` builds an equal object.
+    """
+
+    def get_config(self):
+        return signature_config(self)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ', '.join(f'{key}={value!r}' for key, value in self.get_config().items())
+        return f'{type(self).__name__}({args})'
+
+
 def __getattr__(name):
     """``minidl.utils.image_dataset_from_directory``, where newer Keras lessons import it."""
     if name == 'image_dataset_from_directory':

@@ -3,12 +3,18 @@
 Tests marked ``gpu`` are skipped where CuPy or a CUDA device is missing; the ``xp`` fixture
 runs a test once per array module present.
 """
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import settings
 
 import minidl
 from minidl.backends import cupy_module, gpu_available
+
+# The examples are scripts, not a package; tests import them as modules (mnist_convnet, ...).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'examples'))
 
 settings.register_profile('minidl', deadline=None, max_examples=20, derandomize=True)
 settings.load_profile('minidl')

@@ -144,3 +144,15 @@ def test_gpu_round_trip_and_gradient(check_grad):
     (F.relu(x) * 3).sum().backward()
     assert x.device == 'gpu' and x.grad.get().tolist() == [[3.0, 0.0]]
     assert isinstance(x.numpy(), np.ndarray)
+
+
+def test_mixing_devices_is_detected_without_a_gpu(monkeypatch):
+    """Stand a marked NumPy array in for a CuPy one to exercise the device check."""
+    class OnGpu(np.ndarray):
+        pass
+
+    monkeypatch.setattr(minidl.backends, 'is_gpu_array', lambda a: isinstance(a, OnGpu))
+    monkeypatch.setattr(minidl.backends, 'cupy_module', lambda: np)
+    gpu_tensor = Tensor(np.ones(2, np.float32).view(OnGpu))
+    with pytest.raises(ValueError, match='different devices'):
+        gpu_tensor + minidl.tensor([1.0, 2.0])

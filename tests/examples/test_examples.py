@@ -1,20 +1,11 @@
 """Smoke runs of the examples on small subsets: they train, report and write their files."""
-import importlib.util
-from pathlib import Path
-
-EXAMPLES = Path(__file__).resolve().parents[2] / 'examples'
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+import mnist1d_conv1d
+import mnist_convnet
 
 
 def test_mnist_convnet_trains_saves_and_plots(tmp_path, capsys):
-    accuracy = load('mnist_convnet').main(['--subset', '1200', '--epochs', '1',
-                                           '--out', str(tmp_path), '--verbose', '0'])
+    accuracy = mnist_convnet.main(['--subset', '1200', '--epochs', '1', '--out', str(tmp_path),
+                                   '--verbose', '0'])
     out = capsys.readouterr().out
     assert 'Total params: 93,322' in out and 'test accuracy' in out
     assert accuracy > 0.6
@@ -23,7 +14,6 @@ def test_mnist_convnet_trains_saves_and_plots(tmp_path, capsys):
 
 
 def test_mnist1d_conv1d_trains(capsys):
-    accuracy = load('mnist1d_conv1d').main(['--subset', '800', '--epochs', '2',
-                                            '--verbose', '0'])
+    accuracy = mnist1d_conv1d.main(['--subset', '800', '--epochs', '2', '--verbose', '0'])
     assert 'GlobalMaxPooling1D' in capsys.readouterr().out
     assert accuracy > 0.2

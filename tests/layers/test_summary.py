@@ -1,6 +1,7 @@
 """summary() prints exactly the parameter totals Keras prints for the lessons' models."""
 import re
 
+import mnist_convnet
 import pytest
 
 from minidl import layers, models
@@ -17,17 +18,9 @@ def totals(model):
 
 
 def mnist_net(head=True):
-    model = models.Sequential()
-    model.add(layers.Conv2D(32, (3, 3), activation='relu', input_shape=(28, 28, 1)))
-    model.add(layers.MaxPooling2D((2, 2)))
-    model.add(layers.Conv2D(64, (3, 3), activation='relu'))
-    model.add(layers.MaxPooling2D((2, 2)))
-    model.add(layers.Conv2D(64, (3, 3), activation='relu'))
-    if head:
-        model.add(layers.Flatten())
-        model.add(layers.Dense(64, activation='relu'))
-        model.add(layers.Dense(10, activation='softmax'))
-    return model
+    """The example's model, or its convolutional part alone."""
+    model = mnist_convnet.build_model()
+    return model if head else models.Sequential(model.layers[:5])
 
 
 def cats_and_dogs_net():
