@@ -429,3 +429,18 @@ class LambdaCallback(Callback):
         for hook, function in hooks.items():
             if function is not None:
                 setattr(self, hook, function)
+
+
+class LearningRateScheduler(Callback):
+    """Set the optimizer's learning rate at the start of each epoch from
+    ``schedule(epoch, lr) -> new_lr`` (epoch counts from 0), as Keras's callback does."""
+
+    def __init__(self, schedule, verbose=0):
+        super().__init__()
+        self.schedule, self.verbose = schedule, verbose
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        optimizer.learning_rate = float(self.schedule(epoch, optimizer.learning_rate))
+        if self.verbose:
+            print(f'Epoch {epoch + 1}: learning rate is {optimizer.learning_rate:.4g}.')

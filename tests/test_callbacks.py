@@ -4,7 +4,7 @@ import csv
 import numpy as np
 import pytest
 
-from minidl import callbacks
+from minidl import callbacks, optimizers
 
 
 class FakeModel:
@@ -200,3 +200,16 @@ def test_progbar_draws_a_live_bar_on_a_terminal(monkeypatch, capsys):
     out = capsys.readouterr().out
     assert out.startswith('Epoch 1/1\n')
     assert '5/5 [' in out and 'val_loss: 0.5000' in out and '\r' in out
+
+
+def test_learning_rate_scheduler_sets_the_rate_each_epoch(capsys):
+    model = FakeModel()
+    model.optimizer = optimizers.RMSprop(learning_rate=1e-3)
+    seen = []
+    fit(model, [callbacks.LearningRateScheduler(lambda epoch, lr: lr / 2 if epoch else lr,
+                                                verbose=1),
+                callbacks.LambdaCallback(
+                    on_epoch_begin=lambda epoch, logs: seen.append(model.optimizer.lr))],
+        losses(1, 1, 1))
+    assert seen == [1e-3, 5e-4, 2.5e-4]
+    assert 'Epoch 2: learning rate is 0.0005.' in capsys.readouterr().out
