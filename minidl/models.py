@@ -52,13 +52,20 @@ class Model(Trainer, Layer):
         self.output_shape = outputs[0].shape if len(outputs) == 1 else [
             y.shape for y in outputs]
 
+    def _graph_ends(self, attribute):
+        if not self.built:
+            raise ValueError(f'{self.name} has no {attribute[:-1]} yet: give its first layer an '
+                             f'input_shape, or call it on data first')
+        ends = getattr(self, attribute)
+        return ends[0] if len(ends) == 1 else ends
+
     @property
     def input(self):
-        return self.inputs[0] if len(self.inputs) == 1 else self.inputs
+        return self._graph_ends('inputs')
 
     @property
     def output(self):
-        return self.outputs[0] if len(self.outputs) == 1 else self.outputs
+        return self._graph_ends('outputs')
 
     def _record_node(self, x, out):
         """A model keeps its own graph's input and output when it is used as a layer."""

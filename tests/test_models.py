@@ -179,3 +179,11 @@ def test_only_trainable_weights_change():
     assert all(np.array_equal(a, b) for a, b in zip(frozen, model.layers[0].get_weights()))
     assert not np.array_equal(model.layers[-1].get_weights()[0], small_convnet().layers[-1]
                               .get_weights()[0])
+
+
+def test_an_unbuilt_model_says_how_to_build_it():
+    model = models.Sequential([layers.Dense(2)])
+    with pytest.raises(ValueError, match='no input yet: give its first layer an input_shape'):
+        model.input
+    model.predict(np.ones((1, 3), np.float32))
+    assert model.input.shape == (None, 3)
