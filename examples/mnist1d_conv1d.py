@@ -5,7 +5,7 @@ scales, shears and adds noise. Its paper reports 94% test accuracy for a CNN, ag
 MLP; this example reproduces the CNN figure offline (the ``mnist1d`` package regenerates the
 data locally).
 
-    python examples/mnist1d_conv1d.py [--epochs 40] [--batch-size 64] [--subset N]
+    python examples/mnist1d_conv1d.py [--epochs 20] [--batch-size 64] [--subset N]
 """
 import argparse
 import time
@@ -32,7 +32,7 @@ def build_model(length=40):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--epochs', type=int, default=40)
+    parser.add_argument('--epochs', type=int, default=20)
     parser.add_argument('--batch-size', type=int, default=64)
     parser.add_argument('--subset', type=int, default=None,
                         help='train on the first N sequences only (for a quick run)')
