@@ -121,12 +121,16 @@ def main(argv=None):
         row = {'layer': name, 'batch': batch, 'input': shape, 'kernel': ksize, 'filters': cout,
                'padding': padding, 'ms': {}}
         work = flops(batch, shape, ksize, cout, padding)
+        if args.device == 'gpu':
+            xp.get_default_memory_pool().free_all_blocks()
         for label, impl in variants:
             if impl is not None:
                 kernels.set_cpu_kernels(impl)
             row['ms'][label] = median_ms(minidl_step(xp, batch, shape, ksize, cout, padding),
                                          args.repeat, sync)
         kernels.set_cpu_kernels(None)
+        if args.device == 'gpu':  # the pool keeps every block it ever needed: its peak
+            row['gpu_pool_mb'] = xp.get_default_memory_pool().total_bytes() / 2**20
         if torch is not None:
             row['ms']['torch'] = median_ms(
                 torch_step(torch, torch_device, batch, shape, ksize, cout, padding),
@@ -134,8 +138,9 @@ def main(argv=None):
         cells = ''.join(f' {row["ms"][n]:18.2f} {work / row["ms"][n] / 1e6:6.1f}' for n in names)
         ratios = ' ' + ' '.join(f'{row["ms"][n] / row["ms"]["torch"]:10.2f}'
                                 for n, _ in variants) if torch else ''
+        memory = f'  peak GPU pool {row["gpu_pool_mb"]:.0f} MB' if 'gpu_pool_mb' in row else ''
         print(f'{name:18} {batch:5} {str(shape):>14} {ksize[0]}x{ksize[1]:<3} {cout:4}'
-              f'{cells}{ratios}')
+              f'{cells}{ratios}{memory}')
         results.append(row)
     if args.json:
         with open(args.json, 'w') as f:

@@ -78,6 +78,10 @@ def main(argv=None):
     data = mnist_convnet.load(args.subset)
     seconds, accuracy, _ = minidl_epoch(data, args.batch_size, args.device)
     print(f'minidl  epoch: {seconds:7.2f} s   test accuracy {accuracy:.4f}')
+    if args.device == 'gpu':
+        from minidl.backends import cupy_module
+        pool_mb = cupy_module().get_default_memory_pool().total_bytes() / 2**20
+        print(f'minidl  peak GPU memory (CuPy pool): {pool_mb:.0f} MB')
     result = {'device': args.device, 'batch_size': args.batch_size, 'minidl_s': seconds,
               'minidl_test_accuracy': accuracy, 'examples': len(data[0][0])}
     try:
