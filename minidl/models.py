@@ -4,6 +4,7 @@ A model is a layer made of layers: it can be called, nested (a VGG16 base added 
 Sequential counts as one layer) and frozen as a whole. Training (compile/fit/evaluate/predict)
 comes from :class:`minidl.training.Trainer`; files from :mod:`minidl.saving`.
 """
+from minidl.backends import check_device
 from minidl.layers.base import Layer, SymbolicTensor, format_shape
 from minidl.layers.core import Input
 from minidl.summary import print_summary
@@ -79,7 +80,7 @@ class Model(Trainer, Layer):
         for node in self._nodes:
             value = values[id(node.inputs[0])]
             if logits and id(node) in output_ids:
-                node.layer._ensure_built(value.shape)
+                node.layer._ensure_built(value.shape, value.device)
                 values[id(node)] = node.layer.call_logits(value, training)
             else:
                 values[id(node)] = node.layer(value, training)
@@ -140,15 +141,18 @@ class Model(Trainer, Layer):
         for layer in self.layers:
             layer.trainable = flag
 
+    _device = 'cpu'
+
     def to(self, device):
+        """Move every weight to 'cpu' or 'gpu'; layers built later are created there too."""
+        self._device = check_device(device)
         for layer in self.layers:
             layer.to(device)
         return self
 
     @property
     def device(self):
-        weights = self.weights
-        return weights[0].device if weights else 'cpu'
+        return self._device
 
     def multiplications(self):
         return sum(layer.multiplications() for layer in self.layers)
@@ -205,6 +209,7 @@ class Sequential(Model):
         self._stack.append(layer)
         if self.built:
             self._set_graph(self.inputs, [layer(self.outputs[0])])
+            layer.to(self._device)
         elif len(self._stack) == 1:
             shape = layer.input_shape_arg or (layer.input_shape if isinstance(layer, Model)
                                               else None)
@@ -227,6 +232,7 @@ class Sequential(Model):
             x = layer(x)
         self._set_graph([inputs], [x])
         self.layers = list(self._stack)
+        self.to(self._device)
 
     def __call__(self, x, training=False):
         if not self.built and not isinstance(x, SymbolicTensor):
@@ -240,7 +246,7 @@ class Sequential(Model):
             x = layer(x, training)
         last = self._stack[-1]
         if logits:
-            last._ensure_built(x.shape)
+            last._ensure_built(x.shape, x.device)
             return last.call_logits(x, training)
         return last(x, training)
 

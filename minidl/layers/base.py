@@ -164,11 +164,13 @@ class Layer:
     def call(self, x, training=False):
         raise NotImplementedError(f'{type(self).__name__}.call')
 
-    def _ensure_built(self, input_shape):
+    def _ensure_built(self, input_shape, device='cpu'):
+        """Check the input shape and, on the first call, build the weights on ``device``."""
         input_shape = (None,) + tuple(input_shape)[1:]
         self.check_input_shape(input_shape)
         if not self.built:
             self.build(input_shape)
+            self.to(device)
             self.built = True
             self.input_shape = input_shape
             self.output_shape = self.compute_output_shape(input_shape)
@@ -181,7 +183,7 @@ class Layer:
             self._record_node(x, out)
             return out
         x = x if isinstance(x, Tensor) else Tensor(as_array(x))
-        self._ensure_built(x.shape)
+        self._ensure_built(x.shape, x.device)
         return self.call(x, training)
 
     def _record_node(self, x, out):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import minidl
-from minidl import layers
+from minidl import layers, optimizers
 from minidl.layers.base import Layer
 
 CASES = [
@@ -37,22 +37,37 @@ def _distinct(shape, seed=0):
 
 @pytest.mark.parametrize('make, shape, params', CASES,
                          ids=[f'{i}-{c[0]().__class__.__name__}' for i, c in enumerate(CASES)])
-def test_layer_battery(check_grad, make, shape, params):
+def test_layer_battery(check_grad, xp, make, shape, params):
+    """Build, output shape, weight count, config round trip, float64 gradients, one step."""
     layer = make()
     layer.dtype = np.dtype('float64')
-    x = _distinct(shape)
+    x = xp.asarray(_distinct(shape))
     y = layer(minidl.Tensor(x))
     assert layer.built and layer.count_params() == params
     assert y.shape[1:] == layer.compute_output_shape((None,) + shape[1:])[1:]
-    assert y.dtype == np.float64
+    assert y.dtype == np.float64 and y.device == minidl.Tensor(x).device
     config = layer.get_config()
     clone = type(layer).from_config({**config, 'name': config['name'] + '_clone'})
     clone.dtype = np.dtype('float64')
     clone(minidl.Tensor(x))
     clone.set_weights(layer.get_weights())
-    np.testing.assert_array_equal(clone(minidl.Tensor(x)).data, y.data)
+    np.testing.assert_array_equal(clone(minidl.Tensor(x)).numpy(), y.numpy())
     training = isinstance(layer, layers.BatchNormalization)
     check_grad(lambda t, *weights: layer(t, training=training), x, *layer.trainable_weights)
+    _one_training_step_changes_every_weight(layer, x, training)
+
+
+def _one_training_step_changes_every_weight(layer, x, training):
+    if not layer.trainable_weights:
+        return
+    for w in layer.trainable_weights:
+        w.grad = None
+    y = layer(minidl.Tensor(x), training=training)
+    (y * y).sum().backward()
+    before = [w.numpy().copy() for w in layer.trainable_weights]
+    optimizers.SGD(learning_rate=0.1).step(layer.trainable_weights)
+    for w, old in zip(layer.trainable_weights, before):
+        assert not np.array_equal(w.numpy(), old), w.name
 
 
 def test_embedding_layer(check_grad):
