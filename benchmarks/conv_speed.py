@@ -3,11 +3,13 @@
 Rows are the convolutions of the lessons: the MNIST net at batch 64, the 150x150 cats-and-dogs
 net at batch 20 and VGG16 blocks 1, 3 and 5 at batch 8 on 150x150 inputs. Each cell is the
 median of ``--repeat`` runs after a warm-up; GFLOP/s counts the 3 GEMM-sized products of a
-training step (forward, input gradient, weight gradient).
+training step (forward, input gradient, weight gradient). PyTorch runs in a process of its
+own (see ``separate_process.py``).
 
     python benchmarks/conv_speed.py --device cpu|gpu [--json FILE] [--repeat 5] [--quick]
 """
 import argparse
+import importlib.util
 import json
 import platform
 import statistics
@@ -18,6 +20,7 @@ import numpy as np
 import minidl
 import minidl.functions as F
 from minidl.backends import cupy_module, kernels
+from separate_process import run_json
 
 # name, batch, (H, W, Cin), (kh, kw), Cout, padding
 ROWS = [
@@ -80,12 +83,16 @@ def torch_step(torch, device, batch, shape, ksize, cout, padding):
     return step
 
 
-def import_torch():
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
+def torch_times(rows, device, repeat):
+    """{'version', 'ms': {layer: ms}}: every row timed in PyTorch; this process must not load
+    minidl's kernels (see ``separate_process.py``)."""
+    import torch
+    torch_device = 'cuda' if device == 'gpu' else 'cpu'
+    sync = torch.cuda.synchronize if device == 'gpu' else (lambda: None)
+    return {'version': torch.__version__,
+            'ms': {name: median_ms(torch_step(torch, torch_device, batch, shape, ksize, cout,
+                                              padding), repeat, sync)
+                   for name, batch, shape, ksize, cout, padding in rows}}
 
 
 def main(argv=None):
@@ -94,30 +101,37 @@ def main(argv=None):
     parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--json', help='also write the results to this JSON file')
     parser.add_argument('--quick', action='store_true', help='MNIST rows only')
+    parser.add_argument('--torch-only', action='store_true',
+                        help='time PyTorch alone and print its ms per row as JSON (used '
+                             'internally)')
     args = parser.parse_args(argv)
+    rows = ROWS[:3] if args.quick else ROWS
+    if args.torch_only:
+        print(json.dumps(torch_times(rows, args.device, args.repeat)))
+        return
 
-    torch = import_torch()
+    torch = importlib.util.find_spec('torch') is not None and run_json(
+        __file__, '--torch-only', '--device', args.device, '--repeat', args.repeat,
+        *(['--quick'] if args.quick else []))
     if args.device == 'gpu':
         xp = cupy_module()
         sync = xp.cuda.Device().synchronize
         variants = [('minidl cuda', None)]
-        torch_device = 'cuda'
-        torch_sync = torch.cuda.synchronize if torch is not None else None
         device_name = xp.cuda.runtime.getDeviceProperties(0)['name'].decode()
     else:
         xp, sync = np, (lambda: None)
         variants = [('minidl reference', 'reference'), ('minidl numba', 'numba')]
-        torch_device, torch_sync = 'cpu', (lambda: None)
         device_name = f'{platform.processor() or platform.machine()}, ' \
                       f'{__import__("os").cpu_count()} cores'
-    print(f'conv forward+backward, {args.device} ({device_name}), median of {args.repeat}'
-          f'{", torch " + torch.__version__ if torch else ", torch not installed"}')
+    peer = f'torch {torch["version"]} in its own process' if torch else 'torch not installed'
+    print(f'conv forward+backward, {args.device} ({device_name}), median of {args.repeat}, '
+          f'{peer}')
     header = f'{"layer":18} {"batch":>5} {"input":>14} {"k":>5} {"out":>4}'
     names = [name for name, _ in variants] + (['torch'] if torch else [])
     print(header + ''.join(f' {n + " ms":>18} {"GF/s":>6}' for n in names) +
           (' ' + ' '.join(f'{"x " + n.split()[-1]:>10}' for n, _ in variants) if torch else ''))
     results = []
-    for name, batch, shape, ksize, cout, padding in ROWS[:3] if args.quick else ROWS:
+    for name, batch, shape, ksize, cout, padding in rows:
         row = {'layer': name, 'batch': batch, 'input': shape, 'kernel': ksize, 'filters': cout,
                'padding': padding, 'ms': {}}
         work = flops(batch, shape, ksize, cout, padding)
@@ -131,10 +145,8 @@ def main(argv=None):
         kernels.set_cpu_kernels(None)
         if args.device == 'gpu':  # the pool keeps every block it ever needed: its peak
             row['gpu_pool_mb'] = xp.get_default_memory_pool().total_bytes() / 2**20
-        if torch is not None:
-            row['ms']['torch'] = median_ms(
-                torch_step(torch, torch_device, batch, shape, ksize, cout, padding),
-                args.repeat, torch_sync)
+        if torch:
+            row['ms']['torch'] = torch['ms'][name]
         cells = ''.join(f' {row["ms"][n]:18.2f} {work / row["ms"][n] / 1e6:6.1f}' for n in names)
         ratios = ' ' + ' '.join(f'{row["ms"][n] / row["ms"]["torch"]:10.2f}'
                                 for n, _ in variants) if torch else ''

@@ -2,6 +2,7 @@
 
 Both train the same architecture (93,322 parameters) with RMSprop(1e-3) on the 60,000 MNIST
 training images; the script prints each epoch time, their ratio and minidl's test accuracy.
+PyTorch runs in a process of its own (see ``separate_process.py``).
 ``--profile`` adds where minidl's time goes (Python overhead, kernels, GEMM).
 
     python benchmarks/mnist_epoch.py [--device cpu|gpu] [--batch-size 64] [--subset N]
@@ -9,6 +10,7 @@ training images; the script prints each epoch time, their ratio and minidl's tes
 """
 import argparse
 import cProfile
+import importlib.util
 import json
 import pstats
 import sys
@@ -18,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'examples'))
 import mnist_convnet  # noqa: E402 - the example defines the model and the data
+from separate_process import run_json  # noqa: E402
 
 from minidl import optimizers, random  # noqa: E402
 
@@ -72,10 +75,19 @@ def main(argv=None):
     parser.add_argument('--subset', type=int, default=None)
     parser.add_argument('--profile', action='store_true')
     parser.add_argument('--json')
+    parser.add_argument('--torch-only', action='store_true',
+                        help='time PyTorch alone and print the result as JSON (used internally)')
     args = parser.parse_args(argv)
 
     random.seed(0)
     data = mnist_convnet.load(args.subset)
+    if args.torch_only:
+        import torch
+        seconds = torch_epoch(torch, data, args.batch_size,
+                              'cuda' if args.device == 'gpu' else 'cpu')
+        print(json.dumps({'torch_s': seconds, 'version': torch.__version__,
+                          'threads': torch.get_num_threads()}))
+        return
     seconds, accuracy, _ = minidl_epoch(data, args.batch_size, args.device)
     print(f'minidl  epoch: {seconds:7.2f} s   test accuracy {accuracy:.4f}')
     if args.device == 'gpu':
@@ -84,18 +96,15 @@ def main(argv=None):
         print(f'minidl  peak GPU memory (CuPy pool): {pool_mb:.0f} MB')
     result = {'device': args.device, 'batch_size': args.batch_size, 'minidl_s': seconds,
               'minidl_test_accuracy': accuracy, 'examples': len(data[0][0])}
-    try:
-        import torch
-    except ImportError:
-        torch = None
+    if importlib.util.find_spec('torch') is None:
         print('torch not installed: no comparison')
-    if torch is not None:
-        torch_s = torch_epoch(torch, data, args.batch_size,
-                              'cuda' if args.device == 'gpu' else 'cpu')
-        result['torch_s'] = torch_s
-        print(f'torch   epoch: {torch_s:7.2f} s   (torch {torch.__version__}, '
-              f'{torch.get_num_threads()} threads)')
-        print(f'ratio minidl / torch: {seconds / torch_s:.2f}')
+    else:
+        peer = run_json(__file__, '--torch-only', '--device', args.device, '--batch-size',
+                        args.batch_size, *(['--subset', args.subset] if args.subset else []))
+        result['torch_s'] = peer['torch_s']
+        print(f'torch   epoch: {peer["torch_s"]:7.2f} s   (torch {peer["version"]}, '
+              f'{peer["threads"]} threads, in its own process)')
+        print(f'ratio minidl / torch: {seconds / peer["torch_s"]:.2f}')
     if args.profile:
         profile_minidl(data, args.batch_size, args.device)
     if args.json:

@@ -22,7 +22,17 @@ Parallel kernels run on Numba's OpenMP pool, next to OpenBLAS's own threads for 
 default OpenMP threads spin for a while after each kernel, and on a small machine they then
 fight the BLAS threads for the cores (a training step ran 3x slower). ``OMP_WAIT_POLICY`` is
 therefore set to passive here, before the pool first starts, unless the user chose a policy.
+The runtime reads it once, when first loaded: a library that loaded it earlier (PyTorch does)
+has fixed the policy already, which is why the benchmarks time PyTorch in its own process.
+
+A training step allocates the same large arrays (columns, activations, gradients) every time.
+glibc's malloc gives freed memory at the top of its heap back to the operating system, so the
+next step gets fresh pages, and each one faults when first written: two thousand faults and a
+fifth of the CPU time of an MNIST training step. :func:`_keep_freed_memory` asks malloc to keep
+``MALLOC_TOP_PAD`` bytes for reuse (glibc only, and not when the user tuned malloc through the
+environment).
 """
+import ctypes
 import os
 
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
@@ -32,6 +42,23 @@ from numba import njit, prange  # noqa: E402
 
 from minidl.backends.reference import (ACTIVATIONS, adam_step_size, dropout_key,
                                        dropout_threshold, output_size)
+
+MALLOC_TOP_PAD = 256 * 2**20
+_M_TOP_PAD = -2  # mallopt's parameter number, from glibc's <malloc.h>
+
+
+def _keep_freed_memory():
+    """Let glibc's malloc keep MALLOC_TOP_PAD freed bytes instead of returning them at once."""
+    if 'MALLOC_TOP_PAD_' in os.environ or 'GLIBC_TUNABLES' in os.environ:
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (AttributeError, OSError, TypeError):  # no mallopt to call: macOS, Windows
+        return
+    mallopt(_M_TOP_PAD, MALLOC_TOP_PAD)
+
+
+_keep_freed_memory()
 
 _kernel = njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
 _serial = njit(cache=True, fastmath=False, error_model='numpy')

@@ -16,6 +16,7 @@ recomputation that way; one Function with both passes side by side can.
 """
 from minidl.autograd import Function
 from minidl.backends import get_array_module, kernels
+from minidl.functions.activation import sum_rows
 from minidl.functions.geometry import window_geometry
 from minidl.functions.shape import reshape
 
@@ -44,11 +45,12 @@ class Conv2d(Function):
         xp = get_array_module(x)
         wmat = W.reshape(-1, W.shape[3])
         y = xp.empty((x.shape[0], oh, ow, W.shape[3]), dtype=x.dtype)
+        y_rows = y.reshape(-1, W.shape[3])  # a view: each chunk's GEMM writes straight into y
         self.chunks = self._chunks(x.shape[0], oh * ow * wmat.shape[0] * x.itemsize)
         self.cols = [] if len(self.chunks) == 1 else None
         for lo, hi in self.chunks:
             cols = self._columns(lo, hi)
-            y[lo:hi] = (cols @ wmat).reshape(hi - lo, oh, ow, -1)
+            xp.matmul(cols, wmat, out=y_rows[lo * oh * ow:hi * oh * ow])
             if self.cols is not None:
                 self.cols.append(cols)
         if b is not None:
@@ -75,6 +77,7 @@ class Conv2d(Function):
             if need_w:
                 cols = self.cols[i] if self.cols is not None else self._columns(lo, hi)
                 gw += cols.T @ gy_rows
+                del cols  # a rebuilt chunk is freed before its gradient takes the same space
             if need_x:
                 gcols = (gy_rows @ wmat.T).reshape(
                     (hi - lo,) + gy.shape[1:3] + self.geometry['ksize'] + self.x.shape[3:])
@@ -83,7 +86,7 @@ class Conv2d(Function):
         self.cols = None
         grads = (gx, gw.reshape(self.W.shape) if need_w else None)
         if self.has_bias:
-            grads += (gy.sum(axis=(0, 1, 2)) if self.needs_input_grad[2] else None,)
+            grads += (sum_rows(gy) if self.needs_input_grad[2] else None,)
         return grads
 
 
