@@ -69,7 +69,7 @@ class Function:
         if _grad_enabled[0] and any(needs):
             output.requires_grad = True
             output.creator = self
-            self.inputs = [x if isinstance(x, Tensor) else None for x in inputs]
+            self.inputs = [_edge(x) for x in inputs]
             self.needs_input_grad = needs
         return output
 
@@ -81,6 +81,18 @@ class Function:
 
     def __repr__(self):
         return f'<{type(self).__name__}>'
+
+
+def _edge(x):
+    """What the graph keeps of one input: the Function that made it, or the tensor itself for a
+    leaf (its ``.grad`` is filled) and for a tensor that asked to ``retain_grad``.
+
+    Keeping only the creator of an intermediate tensor lets its data be freed as soon as no one
+    else holds it: a Function saves on itself exactly the arrays its backward needs.
+    """
+    if not isinstance(x, Tensor) or not x.requires_grad:
+        return None
+    return x if x.creator is None or x._retain_grad else x.creator
 
 
 class Tensor:
@@ -164,7 +176,10 @@ class Tensor:
         self.grad = None
 
     def retain_grad(self):
-        """Keep the gradient of this non-leaf tensor after backward (e.g. for Grad-CAM)."""
+        """Keep the gradient of this non-leaf tensor after backward (e.g. for Grad-CAM).
+
+        Call it before the tensor is used: the graph then keeps the tensor to fill its grad.
+        """
         self._retain_grad = True
         return self
 
@@ -200,15 +215,17 @@ class Tensor:
             grads = fn.backward(pending.pop(id(fn)))
             if not isinstance(grads, tuple):
                 grads = (grads,)
-            for x, g in zip(fn.inputs, grads):
-                if x is None or g is None or not x.requires_grad:
+            for edge, g in zip(fn.inputs, grads):
+                if edge is None or g is None:
                     continue
-                if x.creator is None:
-                    x._accumulate(g)
-                else:
-                    key = id(x.creator)
-                    pending[key] = g if key not in pending else pending[key] + g
-                    x._retain_if_asked(g)
+                creator = edge.creator if isinstance(edge, Tensor) else edge
+                if creator is None:
+                    edge._accumulate(g)
+                    continue
+                key = id(creator)
+                pending[key] = g if key not in pending else pending[key] + g
+                if isinstance(edge, Tensor):
+                    edge._retain_if_asked(g)
             if not retain_graph:
                 fn.__dict__.clear()
 
@@ -284,9 +301,10 @@ def _topological_order(root):
             order.append(fn)
             continue
         stack.append((fn, True))
-        for x in fn.inputs or ():
-            if x is not None and x.creator is not None and id(x.creator) not in done:
-                stack.append((x.creator, False))
+        for edge in fn.inputs or ():
+            creator = edge.creator if isinstance(edge, Tensor) else edge
+            if creator is not None and id(creator) not in done:
+                stack.append((creator, False))
     order.reverse()
     return order
 

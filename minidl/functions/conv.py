@@ -41,7 +41,7 @@ class Conv2d(Function):
             x.shape[1:3], W.shape[:2], self.stride, self.padding, self.dilation, exact=True,
             op=self.op)
         self.geometry = dict(ksize=ksize, stride=stride, pad=pad, dilation=dilation)
-        self.x, self.W, self.has_bias = x, W, b is not None
+        self.x, self.x_shape, self.W, self.has_bias = x, x.shape, W, b is not None
         xp = get_array_module(x)
         wmat = W.reshape(-1, W.shape[3])
         y = xp.empty((x.shape[0], oh, ow, W.shape[3]), dtype=x.dtype)
@@ -53,6 +53,8 @@ class Conv2d(Function):
             xp.matmul(cols, wmat, out=y_rows[lo * oh * ow:hi * oh * ow])
             if self.cols is not None:
                 self.cols.append(cols)
+        if self.cols is not None:
+            self.x = None  # backward reads the kept columns; only chunked layers rebuild them
         if b is not None:
             y += b
         return y
@@ -71,7 +73,7 @@ class Conv2d(Function):
         xp = get_array_module(gy)
         wmat = self.W.reshape(-1, self.W.shape[3])
         gw = xp.zeros_like(wmat) if need_w else None
-        gx = xp.empty_like(self.x) if need_x else None
+        gx = xp.empty(self.x_shape, gy.dtype) if need_x else None
         for i, (lo, hi) in enumerate(self.chunks):
             gy_rows = gy[lo:hi].reshape(-1, gy.shape[3])
             if need_w:
@@ -80,8 +82,8 @@ class Conv2d(Function):
                 del cols  # a rebuilt chunk is freed before its gradient takes the same space
             if need_x:
                 gcols = (gy_rows @ wmat.T).reshape(
-                    (hi - lo,) + gy.shape[1:3] + self.geometry['ksize'] + self.x.shape[3:])
-                gx[lo:hi] = kernels.col2im(gcols, (hi - lo,) + self.x.shape[1:],
+                    (hi - lo,) + gy.shape[1:3] + self.geometry['ksize'] + self.x_shape[3:])
+                gx[lo:hi] = kernels.col2im(gcols, (hi - lo,) + self.x_shape[1:],
                                            **self.geometry)
         self.cols = None
         grads = (gx, gw.reshape(self.W.shape) if need_w else None)
