@@ -1,4 +1,6 @@
 """Tensor, Function and backward: traversal, accumulation, graph freeing, devices, errors."""
+import weakref
+
 import numpy as np
 import pytest
 
@@ -156,3 +158,15 @@ def test_mixing_devices_is_detected_without_a_gpu(monkeypatch):
     gpu_tensor = Tensor(np.ones(2, np.float32).view(OnGpu))
     with pytest.raises(ValueError, match='different devices'):
         gpu_tensor + minidl.tensor([1.0, 2.0])
+
+
+def test_the_graph_does_not_keep_intermediate_tensors_alive():
+
+    x = minidl.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    h = x * 2
+    alive = weakref.ref(h)
+    y = F.relu(h).sum()  # relu's backward needs its output only
+    del h
+    assert alive() is None
+    y.backward()
+    assert x.grad.tolist() == [2.0, 0.0, 2.0]
