@@ -161,7 +161,6 @@ def test_mixing_devices_is_detected_without_a_gpu(monkeypatch):
 
 
 def test_the_graph_does_not_keep_intermediate_tensors_alive():
-
     x = minidl.tensor([1.0, -2.0, 3.0], requires_grad=True)
     h = x * 2
     alive = weakref.ref(h)
