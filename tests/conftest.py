@@ -11,7 +11,7 @@ import pytest
 from hypothesis import settings
 
 import minidl
-from minidl.backends import cupy_module, gpu_available
+from minidl.backends import cupy_module, gpu_available, kernels
 
 # The examples are scripts, not a package; tests import them as modules (mnist_convnet, ...).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'examples'))
@@ -39,6 +39,14 @@ def pytest_terminal_summary(terminalreporter):
 def xp(request):
     """The array module under test: numpy, and cupy where a GPU is present."""
     return cupy_module() if request.param == 'cupy' else np
+
+
+@pytest.fixture(params=kernels.CPU_KERNELS)
+def cpu_kernels(request):
+    """Run the test once on each CPU kernel set (Numba, and the NumPy reference)."""
+    previous = kernels.set_cpu_kernels(request.param)
+    yield request.param
+    kernels.set_cpu_kernels(previous)
 
 
 @pytest.fixture(scope='session')

@@ -7,6 +7,8 @@ from hypothesis.extra import numpy as hnp
 import minidl
 import minidl.functions as F
 
+pytestmark = pytest.mark.usefixtures('cpu_kernels')  # every op on Numba and on the reference
+
 shapes = hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=4)
 
 

@@ -7,6 +7,8 @@ import minidl
 import minidl.functions as F
 from minidl.functions.conv import Conv2d
 
+pytestmark = pytest.mark.usefixtures('cpu_kernels')  # every op on Numba and on the reference
+
 
 def naive_conv2d(x, W, stride, pad):
     """Direct definition: every output is a dot product of a window with the kernel."""
