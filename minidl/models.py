@@ -130,16 +130,10 @@ class Model(Trainer, Layer):
             return self.weights
         return self._collect('non_trainable_weights')
 
-    @property
-    def trainable(self):
-        return self._trainable
-
-    @trainable.setter
-    def trainable(self, flag):
+    def _apply_trainable(self):
         """Freezing a model freezes every layer in it (Keras's rule); unfreezing thaws all."""
-        self._trainable = bool(flag)
         for layer in self.layers:
-            layer.trainable = flag
+            layer.trainable = self._trainable
 
     _device = 'cpu'
 

@@ -94,6 +94,10 @@ class Layer:
     @trainable.setter
     def trainable(self, flag):
         self._trainable = bool(flag)
+        self._apply_trainable()
+
+    def _apply_trainable(self):
+        """Make the weights follow ``trainable`` (a model passes the flag to its layers)."""
         for w in self._weights:
             w.requires_grad = w.trainable and self._trainable
 
