@@ -1,4 +1,4 @@
-"""Peak memory of one VGG16 forward + backward, and whether conv columns stay in their budget.
+"""Peak memory of one VGG16 forward + backward, and the size of the conv column tiles.
 
 Builds ``VGG16(include_top=False)`` on 150x150x3 inputs (the lessons' transfer-learning
 setting), runs a forward pass and the backward pass of the sum of its output on a batch, and
@@ -8,8 +8,9 @@ prints
   next to the size of the activations the graph must keep for backward;
 * the peak resident set of the process (``getrusage``), which also counts the interpreter,
   the libraries and the allocator's slack;
-* the largest column matrix any convolution built, against ``conv.COLUMN_BUDGET``: a batch
-  whose columns would exceed the budget is convolved in chunks (block1 at batch 8 is).
+* the largest column matrix any convolution built, against the CPU's ``conv.COLUMN_TILING``:
+  columns up to ``keep`` bytes are built whole and kept for backward, larger ones are built
+  in tiles of about ``tile`` bytes (block1 and block2 at batch 8 are).
 
     python benchmarks/vgg_memory.py [--batch-size 8] [--size 150]
 """
@@ -70,9 +71,10 @@ def main(argv=None):
     print(f'  peak of live arrays (tracemalloc)   {peak / MB:8.1f} MB')
     print(f'  peak RSS of the process             {rss_peak:8.1f} MB '
           f'({rss_before:.1f} MB before the pass)')
-    verdict = 'within' if largest[0] <= conv.COLUMN_BUDGET else 'OVER'
+    keep, tile = conv.COLUMN_TILING['cpu']
+    verdict = 'within' if largest[0] <= max(keep, tile) else 'OVER'
     print(f'  largest column matrix               {largest[0] / MB:8.1f} MB '
-          f'({verdict} the {conv.COLUMN_BUDGET / MB:.0f} MB COLUMN_BUDGET)')
+          f'({verdict} the tiling: kept up to {keep / MB:.0f} MB, tiles of {tile / MB:.0f} MB)')
 
 
 if __name__ == '__main__':

@@ -50,16 +50,6 @@ def test_conv2d_matches_the_definition_and_its_gradients(check_grad, case):
     check_grad(lambda x, W, b: F.conv2d(x, W, b, case['stride'], case['padding']), x, W, b)
 
 
-def test_conv2d_chunks_the_column_matrix_and_recomputes_it_in_backward(check_grad):
-    rng = np.random.default_rng(0)
-    x, W = rng.standard_normal((5, 6, 6, 2)), rng.standard_normal((3, 3, 2, 4))
-    small = Conv2d(budget=1)
-    whole = F.conv2d(minidl.Tensor(x), W).data
-    np.testing.assert_allclose(small(x, W).data, whole)
-    assert len(small.chunks) == 5 and small.cols is None
-    check_grad(lambda x, W: Conv2d(budget=200 * 8)(x, W), x, W)
-
-
 def test_conv2d_keeps_float32():
     x = minidl.tensor(np.ones((1, 5, 5, 2), np.float32), requires_grad=True)
     W = minidl.tensor(np.ones((3, 3, 2, 1), np.float32), requires_grad=True)
