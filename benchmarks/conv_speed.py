@@ -3,8 +3,9 @@
 Rows are the convolutions of the lessons: the MNIST net at batch 64, the 150x150 cats-and-dogs
 net at batch 20 and VGG16 blocks 1, 3 and 5 at batch 8 on 150x150 inputs. Each cell is the
 median of ``--repeat`` runs after a warm-up; GFLOP/s counts the 3 GEMM-sized products of a
-training step (forward, input gradient, weight gradient). PyTorch runs in a process of its
-own (see ``separate_process.py``).
+training step (forward, input gradient, weight gradient). The "gemm floor" column times those
+three products alone on ready-made operands: no im2col convolution can be faster than that on
+the same BLAS. PyTorch runs in a process of its own (see ``separate_process.py``).
 
     python benchmarks/conv_speed.py --device cpu|gpu [--json FILE] [--repeat 5] [--quick]
 """
@@ -37,10 +38,16 @@ ROWS = [
 ]
 
 
-def flops(batch, shape, ksize, cout, padding):
+def gemm_shape(batch, shape, ksize, cout, padding):
+    """(rows, depth, filters) of the column matrix product ``cols @ W`` of a stride-1 row."""
     h, w, cin = shape
     oh, ow = (h, w) if padding == 'same' else (h - ksize[0] + 1, w - ksize[1] + 1)
-    return 3 * 2 * batch * oh * ow * ksize[0] * ksize[1] * cin * cout
+    return batch * oh * ow, ksize[0] * ksize[1] * cin, cout
+
+
+def flops(*row):
+    rows, depth, filters = gemm_shape(*row)
+    return 3 * 2 * rows * depth * filters
 
 
 def median_ms(step, repeat, sync=lambda: None):
@@ -68,6 +75,18 @@ def minidl_step(xp, batch, shape, ksize, cout, padding):
     def step():
         y = F.conv2d(x, W, b, padding=padding)
         y.backward(xp.ones(y.shape, np.float32))
+    return step
+
+
+def gemm_floor_step(xp, *row):
+    """The step's three BLAS products alone: ``cols @ W``, ``cols^T @ dY`` and ``dY @ W^T``."""
+    rows, depth, filters = gemm_shape(*row)
+    rng = np.random.default_rng(0)
+    cols, W, gy = (xp.asarray(rng.standard_normal(s, dtype=np.float32))
+                   for s in ((rows, depth), (depth, filters), (rows, filters)))
+
+    def step():
+        cols @ W, cols.T @ gy, gy @ W.T
     return step
 
 
@@ -127,9 +146,10 @@ def main(argv=None):
     print(f'conv forward+backward, {args.device} ({device_name}), median of {args.repeat}, '
           f'{peer}')
     header = f'{"layer":18} {"batch":>5} {"input":>14} {"k":>5} {"out":>4}'
-    names = [name for name, _ in variants] + (['torch'] if torch else [])
+    ours = [name for name, _ in variants] + ['gemm floor']
+    names = ours + (['torch'] if torch else [])
     print(header + ''.join(f' {n + " ms":>18} {"GF/s":>6}' for n in names) +
-          (' ' + ' '.join(f'{"x " + n.split()[-1]:>10}' for n, _ in variants) if torch else ''))
+          (' ' + ' '.join(f'{"x " + n.split()[-1]:>10}' for n in ours) if torch else ''))
     results = []
     for name, batch, shape, ksize, cout, padding in rows:
         row = {'layer': name, 'batch': batch, 'input': shape, 'kernel': ksize, 'filters': cout,
@@ -143,13 +163,15 @@ def main(argv=None):
             row['ms'][label] = median_ms(minidl_step(xp, batch, shape, ksize, cout, padding),
                                          args.repeat, sync)
         kernels.set_cpu_kernels(None)
+        row['ms']['gemm floor'] = median_ms(gemm_floor_step(xp, batch, shape, ksize, cout,
+                                                            padding), args.repeat, sync)
         if args.device == 'gpu':  # the pool keeps every block it ever needed: its peak
             row['gpu_pool_mb'] = xp.get_default_memory_pool().total_bytes() / 2**20
         if torch:
             row['ms']['torch'] = torch['ms'][name]
         cells = ''.join(f' {row["ms"][n]:18.2f} {work / row["ms"][n] / 1e6:6.1f}' for n in names)
         ratios = ' ' + ' '.join(f'{row["ms"][n] / row["ms"]["torch"]:10.2f}'
-                                for n, _ in variants) if torch else ''
+                                for n in ours) if torch else ''
         memory = f'  peak GPU pool {row["gpu_pool_mb"]:.0f} MB' if 'gpu_pool_mb' in row else ''
         print(f'{name:18} {batch:5} {str(shape):>14} {ksize[0]}x{ksize[1]:<3} {cout:4}'
               f'{cells}{ratios}{memory}')
