@@ -129,9 +129,7 @@ class Conv2d(Function):
         wmat = self.W.reshape(-1, self.W.shape[3])
         gw = xp.zeros_like(wmat) if need_w else None
         gb = xp.zeros(gy.shape[3], gy.dtype) if need_b else None
-        banded = self.tiles[0].rows.stop < gy.shape[1]
-        if need_x:  # bands overlap in the input rows they read, so their gradients add up
-            gx = (xp.zeros if banded else xp.empty)(self.x_shape, gy.dtype)
+        gx = xp.zeros(self.x_shape, gy.dtype) if need_x and len(self.tiles) > 1 else None
         for t in self.tiles:
             gy_rows = gy[t.images, t.rows].reshape(-1, gy.shape[3])
             if need_w:
@@ -141,20 +139,22 @@ class Conv2d(Function):
             if need_b:
                 gb += sum_rows(gy_rows)
             if need_x:
-                images = t.images.stop - t.images.start
-                gcols = (gy_rows @ wmat.T).reshape(
-                    (images, t.rows.stop - t.rows.start, gy.shape[2]) + self.geometry['ksize']
-                    + self.x_shape[3:])
-                part = kernels.col2im(gcols, (images, t.inputs.stop - t.inputs.start)
-                                      + self.x_shape[2:], self.geometry['ksize'],
-                                      self.geometry['stride'], t.pad, self.geometry['dilation'])
-                if banded:
+                part = self._input_gradient(t, gy_rows, wmat)
+                if gx is None:  # one tile covers the whole input
+                    gx = part
+                else:  # neighbouring bands read some input rows in common: their parts add
                     gx[t.images, t.inputs] += part
-                else:
-                    gx[t.images] = part
         self.cols = None
-        grads = (gx if need_x else None, gw.reshape(self.W.shape) if need_w else None)
+        grads = (gx, gw.reshape(self.W.shape) if need_w else None)
         return grads + ((gb,) if self.has_bias else ())
+
+    def _input_gradient(self, t, gy_rows, wmat):
+        """``col2im(dY @ W^T)`` for one tile: the gradient of the input rows it read."""
+        g, images = self.geometry, t.images.stop - t.images.start
+        gcols = (gy_rows @ wmat.T).reshape((images, t.rows.stop - t.rows.start, -1)
+                                          + g['ksize'] + self.x_shape[3:])
+        return kernels.col2im(gcols, (images, t.inputs.stop - t.inputs.start) + self.x_shape[2:],
+                              g['ksize'], g['stride'], t.pad, g['dilation'])
 
 
 def conv2d(x, W, b=None, stride=1, padding='valid', dilation=1):
