@@ -13,8 +13,10 @@ from hypothesis import settings
 import minidl
 from minidl.backends import cupy_module, gpu_available, kernels
 
-# The examples are scripts, not a package; tests import them as modules (mnist_convnet, ...).
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'examples'))
+# The examples and benchmarks are scripts, not packages; tests import them as modules
+# (mnist_convnet, conv_speed, ...).
+for scripts in ('examples', 'benchmarks'):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / scripts))
 
 settings.register_profile('minidl', deadline=None, max_examples=20, derandomize=True)
 settings.load_profile('minidl')

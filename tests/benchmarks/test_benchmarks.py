@@ -1,0 +1,43 @@
+"""Smoke runs of the benchmark scripts at tiny sizes: they run and report. Speed is measured by
+running them, never asserted here."""
+import importlib.util
+import json
+
+import pytest
+
+import conv_speed
+import mnist_epoch
+import vgg_memory
+from minidl.backends import kernels
+
+
+@pytest.fixture
+def without_torch(monkeypatch):
+    """The scripts behave as on a machine without PyTorch (no peer process is started)."""
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec',
+                        lambda name, *args: None if name == 'torch' else find_spec(name, *args))
+
+
+def test_conv_speed_times_each_kernel_set_and_the_gemm_floor(tmp_path, capsys, without_torch):
+    conv_speed.main(['--quick', '--repeat', '1', '--json', str(tmp_path / 'conv.json')])
+    rows = json.loads((tmp_path / 'conv.json').read_text())['rows']
+    assert [row['layer'] for row in rows] == ['mnist conv1', 'mnist conv2', 'mnist conv3']
+    for row in rows:
+        assert set(row['ms']) == {'minidl reference', 'minidl numba', 'gemm floor'}
+        assert min(row['ms'].values()) > 0
+    assert 'torch not installed' in capsys.readouterr().out
+
+
+def test_mnist_epoch_trains_and_reports_test_accuracy(tmp_path, without_torch):
+    mnist_epoch.main(['--subset', '640', '--json', str(tmp_path / 'epoch.json')])
+    result = json.loads((tmp_path / 'epoch.json').read_text())
+    assert result['examples'] == 640 and result['minidl_s'] > 0
+    assert 0.1 < result['minidl_test_accuracy'] <= 1
+
+
+def test_vgg_memory_builds_columns_within_the_tiling(monkeypatch, capsys):
+    monkeypatch.setattr(kernels, 'im2col', kernels.im2col)  # the script wraps it; undo that
+    vgg_memory.main(['--batch-size', '1', '--size', '32'])
+    out = capsys.readouterr().out
+    assert 'peak of live arrays' in out and '(within the tiling' in out
