@@ -7,7 +7,8 @@ training step (forward, input gradient, weight gradient). The "gemm floor" colum
 three products alone on ready-made operands: no im2col convolution can be faster than that on
 the same BLAS. PyTorch runs in a process of its own (see ``separate_process.py``).
 
-    python benchmarks/conv_speed.py --device cpu|gpu [--json FILE] [--repeat 5] [--quick]
+    python benchmarks/conv_speed.py --device cpu|gpu [--json FILE] [--repeat 5] [--rounds 1]
+                                    [--quick]
 """
 import argparse
 import importlib.util
@@ -114,10 +115,38 @@ def torch_times(rows, device, repeat):
                    for name, batch, shape, ksize, cout, padding in rows}}
 
 
+def minidl_times(rows, xp, sync, variants, repeat):
+    """{layer: {label: ms}} for each minidl kernel set and the gemm floor, plus the layer's
+    peak of CuPy's memory pool on the GPU ('gpu pool MB')."""
+    times = {}
+    for name, *row in rows:
+        if xp is not np:
+            xp.get_default_memory_pool().free_all_blocks()
+        times[name] = {}
+        for label, impl in variants:
+            if impl is not None:
+                kernels.set_cpu_kernels(impl)
+            times[name][label] = median_ms(minidl_step(xp, *row), repeat, sync)
+        kernels.set_cpu_kernels(None)
+        times[name]['gemm floor'] = median_ms(gemm_floor_step(xp, *row), repeat, sync)
+        if xp is not np:  # the pool keeps every block it ever needed: its peak
+            times[name]['gpu pool MB'] = xp.get_default_memory_pool().total_bytes() / 2**20
+    return times
+
+
+def ratio_cell(ratios):
+    """The median of per-round ratios, with their range when there are several rounds."""
+    text = f'{statistics.median(ratios):.2f}'
+    return text if len(ratios) == 1 else f'{text} ({min(ratios):.2f}-{max(ratios):.2f})'
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--device', choices=('cpu', 'gpu'), default='cpu')
     parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--rounds', type=int, default=1,
+                        help='time the whole table this many times, PyTorch and minidl in turn; '
+                             'cells are medians over rounds, ratios show their range')
     parser.add_argument('--json', help='also write the results to this JSON file')
     parser.add_argument('--quick', action='store_true', help='MNIST rows only')
     parser.add_argument('--torch-only', action='store_true',
@@ -129,9 +158,6 @@ def main(argv=None):
         print(json.dumps(torch_times(rows, args.device, args.repeat)))
         return
 
-    torch = importlib.util.find_spec('torch') is not None and run_json(
-        __file__, '--torch-only', '--device', args.device, '--repeat', args.repeat,
-        *(['--quick'] if args.quick else []))
     if args.device == 'gpu':
         xp = cupy_module()
         sync = xp.cuda.Device().synchronize
@@ -142,44 +168,50 @@ def main(argv=None):
         variants = [('minidl reference', 'reference'), ('minidl numba', 'numba')]
         device_name = f'{platform.processor() or platform.machine()}, ' \
                       f'{__import__("os").cpu_count()} cores'
-    peer = f'torch {torch["version"]} in its own process' if torch else 'torch not installed'
-    print(f'conv forward+backward, {args.device} ({device_name}), median of {args.repeat}, '
-          f'{peer}')
-    header = f'{"layer":18} {"batch":>5} {"input":>14} {"k":>5} {"out":>4}'
+    has_torch = importlib.util.find_spec('torch') is not None
+    rounds, version = [], None
+    for number in range(args.rounds):
+        times = minidl_times(rows, xp, sync, variants, args.repeat)
+        if has_torch:
+            peer = run_json(__file__, '--torch-only', '--device', args.device, '--repeat',
+                            args.repeat, *(['--quick'] if args.quick else []))
+            version = peer['version']
+            for name, ms in peer['ms'].items():
+                times[name]['torch'] = ms
+        rounds.append(times)
+        if args.rounds > 1:
+            print(f'round {number + 1} of {args.rounds} done', flush=True)
+
+    peer = f'torch {version} in its own process' if has_torch else 'torch not installed'
+    print(f'conv forward+backward, {args.device} ({device_name}), median of {args.repeat}'
+          f'{f" in each of {args.rounds} rounds" if args.rounds > 1 else ""}, {peer}')
     ours = [name for name, _ in variants] + ['gemm floor']
-    names = ours + (['torch'] if torch else [])
-    print(header + ''.join(f' {n + " ms":>18} {"GF/s":>6}' for n in names) +
-          (' ' + ' '.join(f'{"x " + n.split()[-1]:>10}' for n in ours) if torch else ''))
+    names = ours + (['torch'] if has_torch else [])
+    width = 10 if args.rounds == 1 else 17
+    print(f'{"layer":18} {"batch":>5} {"input":>14} {"k":>5} {"out":>4}' +
+          ''.join(f' {n + " ms":>18} {"GF/s":>6}' for n in names) +
+          (' ' + ' '.join(f'{"x " + n.split()[-1]:>{width}}' for n in ours) if has_torch else ''))
     results = []
     for name, batch, shape, ksize, cout, padding in rows:
+        per_round = {label: [times[name][label] for times in rounds]
+                     for label in rounds[0][name]}
         row = {'layer': name, 'batch': batch, 'input': shape, 'kernel': ksize, 'filters': cout,
-               'padding': padding, 'ms': {}}
+               'padding': padding, 'ms_rounds': per_round,
+               'ms': {label: statistics.median(v) for label, v in per_round.items()}}
         work = flops(batch, shape, ksize, cout, padding)
-        if args.device == 'gpu':
-            xp.get_default_memory_pool().free_all_blocks()
-        for label, impl in variants:
-            if impl is not None:
-                kernels.set_cpu_kernels(impl)
-            row['ms'][label] = median_ms(minidl_step(xp, batch, shape, ksize, cout, padding),
-                                         args.repeat, sync)
-        kernels.set_cpu_kernels(None)
-        row['ms']['gemm floor'] = median_ms(gemm_floor_step(xp, batch, shape, ksize, cout,
-                                                            padding), args.repeat, sync)
-        if args.device == 'gpu':  # the pool keeps every block it ever needed: its peak
-            row['gpu_pool_mb'] = xp.get_default_memory_pool().total_bytes() / 2**20
-        if torch:
-            row['ms']['torch'] = torch['ms'][name]
         cells = ''.join(f' {row["ms"][n]:18.2f} {work / row["ms"][n] / 1e6:6.1f}' for n in names)
-        ratios = ' ' + ' '.join(f'{row["ms"][n] / row["ms"]["torch"]:10.2f}'
-                                for n in ours) if torch else ''
-        memory = f'  peak GPU pool {row["gpu_pool_mb"]:.0f} MB' if 'gpu_pool_mb' in row else ''
+        ratios = ' ' + ' '.join(
+            f'{ratio_cell([a / b for a, b in zip(per_round[n], per_round["torch"])]):>{width}}'
+            for n in ours) if has_torch else ''
+        memory = f'  peak GPU pool {max(per_round["gpu pool MB"]):.0f} MB' \
+            if 'gpu pool MB' in per_round else ''
         print(f'{name:18} {batch:5} {str(shape):>14} {ksize[0]}x{ksize[1]:<3} {cout:4}'
               f'{cells}{ratios}{memory}')
         results.append(row)
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump({'device': args.device, 'device_name': device_name, 'rows': results}, f,
-                      indent=1)
+            json.dump({'device': args.device, 'device_name': device_name, 'rounds': args.rounds,
+                       'rows': results}, f, indent=1)
 
 
 if __name__ == '__main__':
