@@ -336,11 +336,11 @@ def _global_maxpool_forward(x, y, argmax):
         for c in range(c_in):
             y[n, c] = x[n, 0, c]
             argmax[n, c] = 0
-        for l in range(1, length):
+        for pos in range(1, length):
             for c in range(c_in):
-                if _beats(x[n, l, c], y[n, c]):
-                    y[n, c] = x[n, l, c]
-                    argmax[n, c] = l
+                if _beats(x[n, pos, c], y[n, c]):
+                    y[n, c] = x[n, pos, c]
+                    argmax[n, c] = pos
 
 
 def global_maxpool_forward(x):

@@ -147,4 +147,3 @@ def _verified(name, array, file):
         raise ValueError(f'MNIST: checksum mismatch for {name} in {file}: SHA-256 {digest}, '
                          f'expected {sha256}; the file is damaged or is not MNIST')
     return array
-

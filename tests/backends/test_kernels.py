@@ -345,8 +345,8 @@ def test_dropout_known_mask(impl):
     # the hashes of elements 0, 1, 2 are 0x944FB554, 0xB2FCF063, 0xFDD0CAF2, and rate 0.7
     # drops those below floor(0.7 * 2**32) = 0xB3333333: the first two.
     assert mix32_int(0x01FCE552) == 0xAE6F80F1
-    assert [mix32_int(i ^ 0xAE6F80F1) for i in range(3)] == [0x944FB554, 0xB2FCF063,
-                                                            0xFDD0CAF2]
+    assert [mix32_int(i ^ 0xAE6F80F1) for i in range(3)] == \
+        [0x944FB554, 0xB2FCF063, 0xFDD0CAF2]
     mask = impl.dropout_mask(3, 0.7, 0, 0, np.float64)
     np.testing.assert_array_equal(mask, [0, 0, 1 / (1 - 0.7)])
 
