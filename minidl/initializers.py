@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from minidl import random
-from minidl.utils import Configurable
+from minidl.utils import Configurable, Registry
 
 
 def compute_fans(shape):
@@ -54,7 +54,6 @@ class Initializer(Configurable):
 
     def sample(self, shape, rng):
         raise NotImplementedError(f'{type(self).__name__} must define sample()')
-
 
 
 class Zeros(Initializer):
@@ -201,7 +200,7 @@ variance_scaling = VarianceScaling
 glorot_uniform, glorot_normal = GlorotUniform, GlorotNormal
 he_uniform, he_normal, lecun_uniform, lecun_normal = HeUniform, HeNormal, LecunUniform, LecunNormal
 
-_BY_NAME = {
+_REGISTRY = Registry('initializer', {
     'glorot_uniform': GlorotUniform, 'glorot_normal': GlorotNormal,
     'he_uniform': HeUniform, 'he_normal': HeNormal,
     'lecun_uniform': LecunUniform, 'lecun_normal': LecunNormal,
@@ -209,15 +208,7 @@ _BY_NAME = {
     'random_uniform': RandomUniform, 'uniform': RandomUniform,
     'random_normal': RandomNormal, 'normal': RandomNormal,
     'truncated_normal': TruncatedNormal, 'variance_scaling': VarianceScaling,
-}
-
-
-def _key(name):
-    """Names match ignoring case and underscores: 'he_normal', 'HeNormal', 'henormal'."""
-    return str(name).replace('_', '').lower()
-
-
-_BY_KEY = {_key(name): cls for name, cls in _BY_NAME.items()}
+})
 
 
 def get(identifier):
@@ -227,20 +218,7 @@ def get(identifier):
     ``None`` stays ``None``."""
     if identifier is None or callable(identifier):
         return identifier
-    if isinstance(identifier, dict):
-        return _lookup(identifier.get('class_name')).from_config(identifier.get('config', {}))
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    raise TypeError(f'initializer must be a name, a config dict or a callable '
-                    f'init(shape, dtype), got {type(identifier).__name__}: {identifier!r}')
-
-
-def _lookup(name):
-    cls = _BY_KEY.get(_key(name))
-    if cls is None:
-        raise ValueError(f'unknown initializer {name!r}; known initializers: '
-                         f'{", ".join(_BY_NAME)}')
-    return cls
+    return _REGISTRY.build(identifier, 'a callable init(shape, dtype)')
 
 
 def _truncated_standard_normal(shape, rng):

@@ -6,7 +6,7 @@ comes from :class:`minidl.training.Trainer`; files from :mod:`minidl.saving`.
 """
 from minidl.backends import check_device
 from minidl.layers.base import Layer, SymbolicTensor, format_shape
-from minidl.layers.core import Input
+from minidl.layers.core import Input, InputLayer
 from minidl.summary import print_summary
 from minidl.training import Trainer
 
@@ -185,17 +185,30 @@ class Model(Trainer, Layer):
 
 class Sequential(Model):
     """A stack of layers, each feeding the next. Built as soon as the input shape is known
-    (from the first layer's ``input_shape`` or the first data it sees)."""
+    (from an ``Input(shape)`` put first, the first layer's ``input_shape``, or the first data
+    it sees)."""
 
     def __init__(self, layers=None, name=None):
         super().__init__(name=name)
         self._stack = []
+        self._declared_input_shape = None  # from an Input or InputLayer put first
         self.built = False
         for layer in layers or ():
             self.add(layer)
 
     def add(self, layer):
-        """Append a layer (or a whole model, which then acts as one layer)."""
+        """Append a layer (or a whole model, which then acts as one layer).
+
+        As in Keras, an ``Input(shape)`` or ``InputLayer`` put first only declares the input
+        shape; it does not become one of ``layers``."""
+        if isinstance(layer, SymbolicTensor) and isinstance(layer.layer, InputLayer):
+            layer = layer.layer
+        if isinstance(layer, InputLayer):
+            if self._stack:
+                raise ValueError(f'{self.name}: an Input or InputLayer can only come first, '
+                                 f'before {self._stack[0].name}')
+            self._declared_input_shape = layer.input_shape_arg
+            return
         if not isinstance(layer, Layer):
             raise TypeError(f'{self.name}.add expects a Layer, got {layer!r}')
         if layer.name in {other.name for other in self._stack}:
@@ -204,20 +217,23 @@ class Sequential(Model):
         if self.built:
             self._set_graph(self.inputs, [layer(self.outputs[0])])
             layer.to(self._device)
-        elif len(self._stack) == 1:
-            shape = layer.input_shape_arg or (layer.input_shape if isinstance(layer, Model)
-                                              else None)
-            if shape is not None:
-                self.build(shape)
+        elif len(self._stack) == 1 and self._known_input_shape() is not None:
+            self.build(self._known_input_shape())
         self.layers = list(self._stack)
+
+    def _known_input_shape(self):
+        """The input shape declared by an Input, the first layer or a first nested model."""
+        first = self._stack[0]
+        return self._declared_input_shape or first.input_shape_arg or (
+            first.input_shape if isinstance(first, Model) else None)
 
     def pop(self):
         """Remove the last layer."""
         self._stack.pop()
         self.built = False
         self.layers = list(self._stack)
-        if self._stack and self._stack[0].input_shape_arg is not None:
-            self.build(self._stack[0].input_shape_arg)
+        if self._stack and self._known_input_shape() is not None:
+            self.build(self._known_input_shape())
 
     def build(self, input_shape):
         """Trace the stack on a symbolic input of ``input_shape`` (batch axis included)."""

@@ -11,7 +11,7 @@ Keras semantics throughout: ``lr=`` is accepted for ``learning_rate=`` (the less
 ``lr_t = learning_rate / (1 + decay * iterations)``.
 """
 from minidl.backends import device_of, get_array_module, kernels, to_device
-from minidl.utils import Configurable
+from minidl.utils import Configurable, Registry
 
 
 class Optimizer(Configurable):
@@ -50,7 +50,8 @@ class Optimizer(Configurable):
         return self.learning_rate / (1.0 + self.decay * self.iterations)
 
     def step(self, params):
-        """Update, in place, every weight in ``params`` whose ``.grad`` is not None.
+        """Update, in place, every weight in ``params`` whose ``.grad`` is not None, then
+        project it with its ``.constraint`` if it has one (Keras's order).
 
         ``params`` are tensors with ``.data`` and ``.grad`` arrays of the same shape (the
         model's trainable weights after ``backward()``). One call is one training iteration.
@@ -64,6 +65,9 @@ class Optimizer(Configurable):
                                  f'{tuple(param.grad.shape)}, but the weight has shape '
                                  f'{tuple(param.data.shape)}')
             self.update(param.data, param.grad, self.slots(param), lr)
+            constraint = getattr(param, 'constraint', None)  # set by Layer.add_weight
+            if constraint is not None:
+                param.data[...] = constraint(param.data)
         self.iterations += 1
 
     def slots(self, param):
@@ -88,7 +92,6 @@ class Optimizer(Configurable):
     def update(self, data, grad, slots, lr):
         """Update one weight's ``data`` in place from ``grad`` and ``slots`` at rate ``lr``."""
         raise NotImplementedError(f'{type(self).__name__} must define update()')
-
 
 
 class SGD(Optimizer):
@@ -152,7 +155,7 @@ class Adam(Optimizer):
                             self.epsilon, self.iterations + 1)
 
 
-_BY_NAME = {'sgd': SGD, 'rmsprop': RMSprop, 'adam': Adam}
+_REGISTRY = Registry('optimizer', {'sgd': SGD, 'rmsprop': RMSprop, 'adam': Adam})
 
 
 def get(identifier):
@@ -161,19 +164,7 @@ def get(identifier):
     Names give the optimizer with its default settings."""
     if isinstance(identifier, Optimizer):
         return identifier
-    if isinstance(identifier, dict):
-        return _lookup(identifier.get('class_name')).from_config(identifier.get('config', {}))
-    if isinstance(identifier, str):
-        return _lookup(identifier)()
-    raise TypeError(f'optimizer must be a name such as {sorted(_BY_NAME)} or an Optimizer '
-                    f'instance, got {type(identifier).__name__}: {identifier!r}')
-
-
-def _lookup(name):
-    cls = _BY_NAME.get(str(name).lower())
-    if cls is None:
-        raise ValueError(f'unknown optimizer {name!r}; known optimizers: {", ".join(_BY_NAME)}')
-    return cls
+    return _REGISTRY.build(identifier, 'an Optimizer instance')
 
 
 def _check_range(optimizer, name, value, low, high):

@@ -11,6 +11,7 @@ import contextlib
 import inspect
 import os
 import tempfile
+import types
 from pathlib import Path
 
 from minidl.backends import get_array_module
@@ -52,6 +53,11 @@ def to_categorical(y, num_classes=None, dtype='float32'):
         raise ValueError(f'to_categorical: label {int(labels.max())} is out of range for '
                          f'num_classes={num_classes} (labels must be in [0, {num_classes - 1}])')
     return xp.eye(num_classes, dtype=dtype)[labels]
+
+
+# ``from keras.utils import np_utils`` then ``np_utils.to_categorical(...)``, as Keras 2.0
+# lessons write it.
+np_utils = types.SimpleNamespace(to_categorical=to_categorical)
 
 
 @contextlib.contextmanager
@@ -122,6 +128,39 @@ class Configurable:
     def __repr__(self):
         args = ', '.join(f'{key}={value!r}' for key, value in self.get_config().items())
         return f'{type(self).__name__}({args})'
+
+
+class Registry:
+    """The named classes of one kind (initializers, constraints, optimizers) behind a Keras
+    ``get(identifier)``: a name matches ignoring case and underscores ('he_normal', 'HeNormal'),
+    and a config dict ``{'class_name': ..., 'config': {...}}`` names its class."""
+
+    def __init__(self, kind, classes):
+        self.kind, self.names = kind, list(classes)
+        self._by_key = {self._key(name): cls for name, cls in classes.items()}
+
+    @staticmethod
+    def _key(name):
+        return str(name).replace('_', '').lower()
+
+    def lookup(self, name):
+        """The class registered under ``name``, or a ValueError listing the known names."""
+        cls = self._by_key.get(self._key(name))
+        if cls is None:
+            raise ValueError(f'unknown {self.kind} {name!r}; known {self.kind}s: '
+                             f'{", ".join(self.names)}')
+        return cls
+
+    def build(self, identifier, alternative):
+        """An object from a name (default settings) or a config dict; anything else is a
+        TypeError saying that ``alternative`` is accepted too."""
+        if isinstance(identifier, dict):
+            cls = self.lookup(identifier.get('class_name'))
+            return cls.from_config(identifier.get('config', {}))
+        if isinstance(identifier, str):
+            return self.lookup(identifier)()
+        raise TypeError(f'{self.kind} must be a name, a config dict or {alternative}, got '
+                        f'{type(identifier).__name__}: {identifier!r}')
 
 
 def __getattr__(name):

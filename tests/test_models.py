@@ -187,3 +187,18 @@ def test_an_unbuilt_model_says_how_to_build_it():
         model.input
     model.predict(np.ones((1, 3), np.float32))
     assert model.input.shape == (None, 3)
+
+
+@pytest.mark.parametrize('first', [lambda: layers.Input((8, 8, 1)),
+                                   lambda: layers.InputLayer(input_shape=(8, 8, 1))])
+def test_an_input_put_first_declares_the_shape_and_is_not_a_layer(capsys, first):
+    model = models.Sequential([first(), layers.Conv2D(4, 3), layers.Flatten(), layers.Dense(3)])
+    assert model.built and [type(layer).__name__ for layer in model.layers] == \
+        ['Conv2D', 'Flatten', 'Dense']
+    assert model.input_shape == (None, 8, 8, 1) and model.output_shape == (None, 3)
+    model.summary()
+    assert 'InputLayer' not in capsys.readouterr().out
+    model.pop()
+    assert model.built and model.output_shape == (None, 144)
+    with pytest.raises(ValueError, match='an Input or InputLayer can only come first'):
+        model.add(layers.Input((3,)))

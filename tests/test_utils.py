@@ -84,3 +84,8 @@ def test_signature_config():
         def __init__(self, a, b=2, *args, **kwargs):
             self.a, self.b = a, b
     assert utils.signature_config(Thing(1)) == {'a': 1, 'b': 2}
+
+
+def test_np_utils_holds_to_categorical_where_keras_2_lessons_import_it():
+    from minidl.utils import np_utils
+    np.testing.assert_array_equal(np_utils.to_categorical([1, 0], 2), [[0, 1], [1, 0]])

@@ -153,8 +153,8 @@ class Conv2d(Function):
     def _input_gradient(self, t, gy_rows, wmat):
         """``col2im(dY @ W^T)`` for one tile: the gradient of the input rows it read."""
         g, images = self.geometry, t.images.stop - t.images.start
-        gcols = (gy_rows @ wmat.T).reshape((images, t.rows.stop - t.rows.start, -1)
-                                          + g['ksize'] + self.x_shape[3:])
+        gcols = (gy_rows @ wmat.T).reshape(
+            (images, t.rows.stop - t.rows.start, -1) + g['ksize'] + self.x_shape[3:])
         return kernels.col2im(gcols, (images, t.inputs.stop - t.inputs.start) + self.x_shape[2:],
                               g['ksize'], g['stride'], t.pad, g['dilation'])
 

@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from minidl import initializers
+from minidl import constraints, initializers
 from minidl.autograd import Tensor, as_array
 from minidl.backends import to_device
 
@@ -78,12 +78,15 @@ class Layer:
         return None
 
     # --- weights --------------------------------------------------------------------------
-    def add_weight(self, name, shape, initializer='glorot_uniform', trainable=True):
-        """Create a weight Tensor named ``<layer>/<name>`` with a Keras initializer."""
+    def add_weight(self, name, shape, initializer='glorot_uniform', trainable=True,
+                   constraint=None):
+        """Create a weight Tensor named ``<layer>/<name>`` with a Keras initializer; the
+        optimizer applies ``constraint`` (see :mod:`minidl.constraints`) after each update."""
         data = initializers.get(initializer)(tuple(shape), dtype=self.dtype)
         weight = Tensor(data, requires_grad=trainable and self._trainable,
                         name=f'{self.name}/{name}')
         weight.trainable = trainable
+        weight.constraint = constraints.get(constraint)
         self._weights.append(weight)
         return weight
 

@@ -3,6 +3,10 @@ import minidl.functions as F
 from minidl.functions.geometry import window_geometry
 from minidl.layers.base import Layer
 from minidl.layers.core import Activated
+# Keras 2.0 also exported the pooling layers from keras.layers.convolutional, and lessons
+# import MaxPooling2D from there.
+from minidl.layers.pooling import (AveragePooling1D, AveragePooling2D,  # noqa: F401
+                                   MaxPooling1D, MaxPooling2D)
 
 
 def _tuple(value, n):

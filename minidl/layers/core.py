@@ -2,6 +2,7 @@
 import numpy as np
 
 import minidl.functions as F
+from minidl import constraints
 from minidl.functions.activation import check_activation
 from minidl.layers.base import Layer, SymbolicTensor, format_shape
 
@@ -14,17 +15,22 @@ class Activated(Layer):
     """
 
     def __init__(self, activation=None, use_bias=True, kernel_initializer='glorot_uniform',
-                 bias_initializer='zeros', **kwargs):
+                 bias_initializer='zeros', kernel_constraint=None, bias_constraint=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.activation = check_activation(activation)
         self.use_bias = use_bias
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.bias = None
 
     def add_kernel_and_bias(self, kernel_shape):
-        self.kernel = self.add_weight('kernel', kernel_shape, self.kernel_initializer)
+        self.kernel = self.add_weight('kernel', kernel_shape, self.kernel_initializer,
+                                      constraint=self.kernel_constraint)
         if self.use_bias:
-            self.bias = self.add_weight('bias', kernel_shape[-1:], self.bias_initializer)
+            self.bias = self.add_weight('bias', kernel_shape[-1:], self.bias_initializer,
+                                        constraint=self.bias_constraint)
 
     def call(self, x, training=False):
         return F.bias_act(self.linear(x), self.bias, self.activation)
@@ -35,7 +41,9 @@ class Activated(Layer):
     def get_config(self):
         return {**super().get_config(), 'activation': self.activation,
                 'use_bias': self.use_bias, 'kernel_initializer': _name(self.kernel_initializer),
-                'bias_initializer': _name(self.bias_initializer)}
+                'bias_initializer': _name(self.bias_initializer),
+                'kernel_constraint': constraints.serialize(self.kernel_constraint),
+                'bias_constraint': constraints.serialize(self.bias_constraint)}
 
 
 def _name(initializer):

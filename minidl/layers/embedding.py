@@ -1,5 +1,6 @@
 """Embedding: integer ids (N, steps) -> vectors (N, steps, output_dim)."""
 import minidl.functions as F
+from minidl import constraints
 from minidl.layers.base import Layer
 
 
@@ -7,17 +8,19 @@ class Embedding(Layer):
     """A trainable table (input_dim, output_dim) looked up by id; Keras's 'uniform' init."""
 
     def __init__(self, input_dim, output_dim, embeddings_initializer='uniform',
-                 input_length=None, **kwargs):
+                 embeddings_constraint=None, input_length=None, **kwargs):
         if input_length is not None and 'input_shape' not in kwargs:
             kwargs['input_shape'] = (input_length,)
         super().__init__(**kwargs)
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
         self.input_length = input_length
         self.embeddings_initializer = embeddings_initializer
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
 
     def build(self, input_shape):
         self.embeddings = self.add_weight('embeddings', (self.input_dim, self.output_dim),
-                                          self.embeddings_initializer)
+                                          self.embeddings_initializer,
+                                          constraint=self.embeddings_constraint)
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)
@@ -27,5 +30,6 @@ class Embedding(Layer):
 
     def get_config(self):
         config = {**super().get_config(), 'input_dim': self.input_dim,
-                  'output_dim': self.output_dim, 'input_length': self.input_length}
+                  'output_dim': self.output_dim, 'input_length': self.input_length,
+                  'embeddings_constraint': constraints.serialize(self.embeddings_constraint)}
         return config

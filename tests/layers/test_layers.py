@@ -134,3 +134,8 @@ def test_every_public_layer_is_a_layer():
         obj = getattr(layers, name)
         if isinstance(obj, type) and name[0].isupper() and name != 'SymbolicTensor':
             assert issubclass(obj, Layer), name
+
+
+def test_pooling_layers_import_from_convolutional_as_in_keras_2():
+    from minidl.layers.convolutional import Conv2D, MaxPooling2D
+    assert MaxPooling2D is layers.MaxPooling2D and Conv2D is layers.Conv2D
