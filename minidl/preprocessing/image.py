@@ -15,6 +15,8 @@ its raw 0..255 values (one affine warp for rotation, shifts, shear, zoom and fli
 shift and brightness); ``standardize`` (``preprocessing_function``, ``rescale``, sample-wise then
 feature-wise normalisation).
 """
+import warnings
+
 import numpy as np
 
 from minidl import random
@@ -26,6 +28,7 @@ __all__ = ['ImageDataGenerator', 'load_img', 'img_to_array', 'array_to_img', 'It
            'NumpyArrayIterator', 'DirectoryIterator']
 
 _EPSILON = 1e-6
+ZCA_MAX_FEATURES = 16384  # values per image for zca_whitening: a 1 GB float32 matrix
 
 
 class ImageDataGenerator:
@@ -54,7 +57,9 @@ class ImageDataGenerator:
     Normalisation (``standardize``): preprocessing_function (one ``(H, W, C)`` image in, same
     shape out), rescale (a factor, e.g. ``1/255``), samplewise_center /
     samplewise_std_normalization (each image to mean 0 / std 1), featurewise_center /
-    featurewise_std_normalization (per-channel mean and std of the data given to ``fit``).
+    featurewise_std_normalization (per-channel mean and std of the data given to ``fit``),
+    zca_whitening (decorrelates all the values of an image, with a matrix ``fit`` computes;
+    for small images, and it turns featurewise_center on, as in Keras).
     Iterators run all of this on their prefetch threads, so a preprocessing_function must be
     safe to call from a thread (NumPy code is).
 
@@ -64,8 +69,9 @@ class ImageDataGenerator:
 
     def __init__(self, *, featurewise_center=False, samplewise_center=False,
                  featurewise_std_normalization=False, samplewise_std_normalization=False,
-                 rotation_range=0, width_shift_range=0.0, height_shift_range=0.0,
-                 brightness_range=None, shear_range=0.0, zoom_range=0.0, channel_shift_range=0.0,
+                 zca_whitening=False, zca_epsilon=1e-6, rotation_range=0,
+                 width_shift_range=0.0, height_shift_range=0.0, brightness_range=None,
+                 shear_range=0.0, zoom_range=0.0, channel_shift_range=0.0,
                  fill_mode='nearest', cval=0.0, horizontal_flip=False, vertical_flip=False,
                  rescale=None, preprocessing_function=None, validation_split=0.0,
                  interpolation_order=1):
@@ -93,40 +99,49 @@ class ImageDataGenerator:
         self.rescale, self.preprocessing_function = rescale, preprocessing_function
         self.validation_split = validation_split
         self.interpolation_order = interpolation_order
-        self.mean = self.std = None
+        self.zca_whitening, self.zca_epsilon = zca_whitening, zca_epsilon
+        if zca_whitening and not featurewise_center:
+            warnings.warn('ImageDataGenerator: zca_whitening turns featurewise_center on '
+                          '(whitening needs centred data), as in Keras', stacklevel=2)
+            self.featurewise_center = True
+        self.mean = self.std = self.principal_components = None
 
     # ----------------------------------------------------------------- iterators
 
     def flow(self, x, y=None, batch_size=32, shuffle=True, *, seed=None, subset=None,
-             prefetch=2, workers=1):
+             save_to_dir=None, save_prefix='', save_format='png', prefetch=2, workers=1):
         """Endless augmented batches from arrays: ``(x, y)``, or ``x`` when y is None.
 
-        x: ``(N, H, W, C)`` images; y: ``N`` targets. prefetch, workers: how many batches the
-        background threads prepare ahead, and how many threads (``prefetch=0``: none). See
-        :class:`NumpyArrayIterator`.
+        x: ``(N, H, W, C)`` images; y: ``N`` targets. save_to_dir: also write every image of
+        every batch there, as ``{save_prefix}_{index}_{number}.{save_format}``. prefetch,
+        workers: how many batches the background threads prepare ahead, and how many threads
+        (``prefetch=0``: none). See :class:`NumpyArrayIterator`.
         """
         return NumpyArrayIterator(x, y, self, batch_size=batch_size, shuffle=shuffle, seed=seed,
                                   subset=subset, validation_split=self.validation_split,
-                                  prefetch=prefetch, workers=workers)
+                                  prefetch=prefetch, workers=workers, save_to_dir=save_to_dir,
+                                  save_prefix=save_prefix, save_format=save_format)
 
     def flow_from_directory(self, directory, target_size=(256, 256), color_mode='rgb',
                             classes=None, class_mode='categorical', batch_size=32, shuffle=True,
                             seed=None, *, interpolation='nearest', follow_links=False,
-                            subset=None, prefetch=2, workers=1):
+                            subset=None, save_to_dir=None, save_prefix='', save_format='png',
+                            prefetch=2, workers=1):
         """Endless augmented batches decoded from one subfolder per class.
 
         target_size: ``(height, width)`` every image is resized to; color_mode: 'rgb',
         'grayscale' or 'rgba'; interpolation: the Pillow resampling filter for resizing.
         Prints "Found N images belonging to K classes." as Keras does. See
         :class:`DirectoryIterator` for the labels of each class_mode and for how unreadable
-        files are handled, and :meth:`flow` for prefetch and workers.
+        files are handled, and :meth:`flow` for save_to_dir, prefetch and workers.
         """
         return DirectoryIterator(directory, self, target_size=target_size, color_mode=color_mode,
                                  classes=classes, class_mode=class_mode, batch_size=batch_size,
                                  shuffle=shuffle, seed=seed, interpolation=interpolation,
                                  follow_links=follow_links, subset=subset,
                                  validation_split=self.validation_split, prefetch=prefetch,
-                                 workers=workers)
+                                 workers=workers, save_to_dir=save_to_dir,
+                                 save_prefix=save_prefix, save_format=save_format)
 
     # ----------------------------------------------------------------- augmentation
 
@@ -200,10 +215,14 @@ class ImageDataGenerator:
             batch = batch - self._fitted('mean', 'featurewise_center')
         if self.featurewise_std_normalization:
             batch = batch / (self._fitted('std', 'featurewise_std_normalization') + _EPSILON)
+        if self.zca_whitening:
+            whiten = self._fitted('principal_components', 'zca_whitening')
+            batch = (batch.reshape(len(batch), -1) @ whiten).reshape(batch.shape)
         return batch if x.ndim == 4 else batch[0]
 
     def fit(self, x, augment=False, rounds=1, seed=None):
-        """Measure the per-channel mean and std used by the feature-wise options.
+        """Measure the per-channel mean and std used by the feature-wise options, and the
+        whitening matrix of ``zca_whitening``.
 
         x: ``(N, H, W, C)`` sample data, raw like the images the generator will see. The
         statistics are taken after ``preprocessing_function``, ``rescale`` and the sample-wise
@@ -220,7 +239,30 @@ class ImageDataGenerator:
         x = self._prepare(x)
         self.mean = x.mean(axis=(0, 1, 2)).reshape(1, 1, -1)
         self.std = x.std(axis=(0, 1, 2)).reshape(1, 1, -1)
+        if self.zca_whitening:
+            self.principal_components = self._zca_matrix(x)
         return self
+
+    def _zca_matrix(self, x):
+        """The (D, D) ZCA whitening matrix of images x, D = H*W*C values per image.
+
+        With the covariance ``S = U diag(s) U^T`` of the centred (and, if asked, scaled) data,
+        ``U diag(1 / sqrt(s + zca_epsilon)) U^T`` decorrelates the values and gives each unit
+        variance, while staying as close as possible to the original image (Bell & Sejnowski,
+        1997). It is D x D, so it suits small images: 32x32x3 gives a 37 MB matrix.
+        """
+        features = x[0].size
+        if features > ZCA_MAX_FEATURES:
+            raise ValueError(f'zca_whitening needs a {features} x {features} matrix for images of '
+                             f'shape {x.shape[1:]} ({4 * features ** 2 / 2**30:.1f} GB); it is '
+                             f'meant for images of at most {ZCA_MAX_FEATURES} values, such as '
+                             f'32x32x3')
+        centred = x - self.mean  # the data as standardize hands it to the whitening
+        if self.featurewise_std_normalization:
+            centred = centred / (self.std + _EPSILON)
+        flat = centred.reshape(len(x), -1).astype(np.float64)
+        u, s, _ = np.linalg.svd(flat.T @ flat / len(flat))
+        return ((u / np.sqrt(s + self.zca_epsilon)) @ u.T).astype(np.float32)
 
     def _prepare(self, batch):
         """The data-independent part of ``standardize``, on a ``(N, H, W, C)`` batch."""

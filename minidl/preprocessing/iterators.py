@@ -14,8 +14,9 @@ import warnings
 import numpy as np
 
 from minidl import random
-from minidl.preprocessing.files import (CHANNELS, DECODE_ERRORS, INTERPOLATIONS, find_class_images,
-                                        img_to_array, load_img)
+from minidl.utils import atomic_write
+from minidl.preprocessing.files import (CHANNELS, DECODE_ERRORS, INTERPOLATIONS, array_to_img,
+                                        find_class_images, img_to_array, load_img)
 from minidl.preprocessing.prefetch import Prefetcher
 
 CLASS_MODES = ('categorical', 'binary', 'sparse', 'input', None)
@@ -31,14 +32,24 @@ class Iterator:
     batches ahead (``prefetch=0``: prepared on the spot, no thread). ``it[i]`` is batch ``i``
     of the current epoch. ``close()`` (or leaving a ``with`` block, or dropping the iterator)
     stops the threads; iterating again restarts them where the stream stood.
+
+    save_to_dir: also write every image of every batch there, as it comes out of augmentation
+    and standardisation, named ``{save_prefix}_{sample index}_{random number}.{save_format}``
+    like Keras's (the folder is created if needed) -- to look at what augmentation does.
     """
 
-    def __init__(self, n, batch_size, shuffle, seed, prefetch=2, workers=1):
+    def __init__(self, n, batch_size, shuffle, seed, prefetch=2, workers=1,
+                 image_data_generator=None, save_to_dir=None, save_prefix='',
+                 save_format='png'):
         if batch_size < 1:
             raise ValueError(f'batch_size must be at least 1, got {batch_size}')
         self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
         self.seed = int(random.generator().integers(2**63)) if seed is None else int(seed)
         self.prefetch, self.workers = prefetch, workers
+        self.image_data_generator = image_data_generator
+        self.save_to_dir, self.save_prefix, self.save_format = save_to_dir, save_prefix, save_format
+        if save_to_dir is not None:
+            os.makedirs(save_to_dir, exist_ok=True)
         self._step = 0
         self._prefetcher = None
         self._order = (None, None)
@@ -109,6 +120,19 @@ class Iterator:
         """The batch holding samples ``indices``; ``rng`` drives its augmentation."""
         raise NotImplementedError
 
+    def _augmented(self, x, indices, rng):
+        """Random augmentation then standardisation of the float32 images ``x`` of samples
+        ``indices``, if there is a generator; saved to ``save_to_dir`` if there is one."""
+        generator = self.image_data_generator
+        if generator is not None:
+            x = generator.standardize(generator.random_transform_batch(x, rng))
+        if self.save_to_dir is not None:
+            for image, index in zip(x, indices):
+                name = f'{self.save_prefix}_{index}_{rng.integers(10**4)}.{self.save_format}'
+                with atomic_write(os.path.join(self.save_to_dir, name)) as tmp:
+                    array_to_img(image, scale=True).save(tmp)
+        return x
+
 
 def batch_size_of(batch):
     """Number of samples in a batch given as an array or a tuple of arrays."""
@@ -129,22 +153,17 @@ def subset_slice(count, validation_split, subset):
     return slice(0, cut) if subset == 'validation' else slice(cut, count)
 
 
-def _augment(image_data_generator, x, rng):
-    """Random augmentation then standardisation of a float32 batch, if there is a generator."""
-    if image_data_generator is None:
-        return x
-    return image_data_generator.standardize(image_data_generator.random_transform_batch(x, rng))
-
-
 class NumpyArrayIterator(Iterator):
     """Batches ``(x, y)`` (or ``x`` when ``y`` is None) from arrays held in memory.
 
     x: ``(N, H, W, C)`` images of any numeric dtype (kept as given, converted batch by batch to
-    float32); y: ``N`` targets of any shape, passed through unchanged.
+    float32); y: ``N`` targets of any shape, passed through unchanged. ``saving``:
+    save_to_dir, save_prefix and save_format, as for :class:`Iterator`.
     """
 
     def __init__(self, x, y=None, image_data_generator=None, batch_size=32, shuffle=False,
-                 seed=None, subset=None, validation_split=0.0, prefetch=2, workers=1):
+                 seed=None, subset=None, validation_split=0.0, prefetch=2, workers=1,
+                 **saving):
         x = np.asarray(x)
         if x.ndim != 4:
             raise ValueError(f'flow expects images of shape (N, H, W, C), got an array of shape '
@@ -158,11 +177,11 @@ class NumpyArrayIterator(Iterator):
         if len(self.x) == 0:
             raise ValueError(f'the {subset} subset is empty: validation_split={validation_split} '
                              f'of {len(x)} samples')
-        self.image_data_generator = image_data_generator
-        super().__init__(len(self.x), batch_size, shuffle, seed, prefetch, workers)
+        super().__init__(len(self.x), batch_size, shuffle, seed, prefetch, workers,
+                         image_data_generator, **saving)
 
     def _load(self, indices, rng):
-        x = _augment(self.image_data_generator, self.x[indices].astype(np.float32), rng)
+        x = self._augmented(self.x[indices].astype(np.float32), indices, rng)
         return x if self.y is None else (x, self.y[indices])
 
 
@@ -183,12 +202,14 @@ class DirectoryIterator(Iterator):
     labels always stay with their images; that batch is one sample shorter. The file is named
     in one warning and skipped in every later epoch. (Substituting another image instead would
     duplicate samples and break the determinism of the stream.)
+
+    ``saving``: save_to_dir, save_prefix and save_format, as for :class:`Iterator`.
     """
 
     def __init__(self, directory, image_data_generator=None, target_size=(256, 256),
                  color_mode='rgb', classes=None, class_mode='categorical', batch_size=32,
                  shuffle=True, seed=None, interpolation='nearest', follow_links=False,
-                 subset=None, validation_split=0.0, prefetch=2, workers=1):
+                 subset=None, validation_split=0.0, prefetch=2, workers=1, **saving):
         if class_mode not in CLASS_MODES:
             raise ValueError(f'class_mode must be one of {CLASS_MODES}, got {class_mode!r}')
         if color_mode not in CHANNELS:
@@ -197,7 +218,7 @@ class DirectoryIterator(Iterator):
             raise ValueError(f'interpolation must be one of {tuple(INTERPOLATIONS)}, '
                              f'got {interpolation!r}')
         found = find_class_images(directory, classes, follow_links)
-        self.directory, self.image_data_generator = str(directory), image_data_generator
+        self.directory = str(directory)
         self.target_size, self.color_mode = tuple(target_size), color_mode
         self.interpolation, self.class_mode = interpolation, class_mode
         self.image_shape = (*self.target_size, CHANNELS[color_mode])
@@ -220,7 +241,8 @@ class DirectoryIterator(Iterator):
                              f'validation_split={validation_split} leaves no image in it')
         self._unreadable = set()
         self._unreadable_lock = threading.Lock()
-        super().__init__(self.samples, batch_size, shuffle, seed, prefetch, workers)
+        super().__init__(self.samples, batch_size, shuffle, seed, prefetch, workers,
+                         image_data_generator, **saving)
 
     @property
     def filepaths(self):
@@ -234,7 +256,7 @@ class DirectoryIterator(Iterator):
             if image is not None:
                 images.append(image)
                 kept.append(i)
-        x = (_augment(self.image_data_generator, np.stack(images), rng) if images
+        x = (self._augmented(np.stack(images), kept, rng) if images
              else np.zeros((0, *self.image_shape), np.float32))
         labels = self.classes[kept]
         if self.class_mode is None:

@@ -266,3 +266,10 @@ def test_image_dataset_split_and_images_only(image_folder):
     assert isinstance(batch, np.ndarray) and batch.shape == (2, 6, 8, 3)
     with pytest.raises(ValueError, match="labels='inferred'"):
         image_dataset_from_directory(directory, labels=[0, 1])
+
+
+def test_flow_from_directory_can_save_what_it_yields(image_folder, tmp_path):
+    batch, _ = next(flow(image_folder({'cats': 3, 'dogs': 2}), shuffle=False, prefetch=0,
+                         save_to_dir=tmp_path / 'out', save_format='jpeg'))
+    saved = sorted((tmp_path / 'out').iterdir())
+    assert len(saved) == len(batch) == 4 and all(p.suffix == '.jpeg' for p in saved)

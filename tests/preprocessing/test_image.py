@@ -204,3 +204,51 @@ def test_array_to_img_and_back():
     assert array_to_img(x[..., :1], scale=False).mode == 'L'
     with pytest.raises(ValueError, match='C = 1, 3 or 4'):
         array_to_img(np.zeros((2, 2, 2)))
+
+
+def correlated_images(n=3000, seed=0):
+    """(n, 4, 4, 2) images whose 32 values are strongly correlated: a random mix of noise."""
+    rng = np.random.default_rng(seed)
+    mixing = rng.standard_normal((32, 32)) + 0.5
+    return (rng.standard_normal((n, 32)) @ mixing + 100).reshape(n, 4, 4, 2).astype(np.float32)
+
+
+def test_zca_whitening_decorrelates_every_value_and_keeps_the_image_shape():
+    x = correlated_images()
+    with pytest.warns(UserWarning, match='turns featurewise_center on'):
+        gen = ImageDataGenerator(zca_whitening=True, zca_epsilon=1e-9)
+    gen.fit(x)
+    assert gen.featurewise_center and gen.principal_components.shape == (32, 32)
+    np.testing.assert_allclose(gen.principal_components, gen.principal_components.T, atol=1e-4)
+    # Centred by channel means, as Keras centres: the second moments become the identity.
+    flat = gen.standardize(x).reshape(len(x), -1).astype(np.float64)
+    np.testing.assert_allclose(flat.T @ flat / len(flat), np.eye(32), atol=1e-4)
+    raw = np.corrcoef(x.reshape(len(x), -1), rowvar=False)
+    assert np.abs(raw - np.eye(32)).max() > 0.5  # the values were far from uncorrelated
+    one = gen.standardize(x[0])
+    assert one.shape == (4, 4, 2) and one.dtype == np.float32
+    np.testing.assert_allclose(one, gen.standardize(x[:1])[0], rtol=1e-5, atol=1e-5)
+
+
+def test_zca_whitening_says_when_it_needs_fit_and_when_images_are_too_large():
+    gen = ImageDataGenerator(zca_whitening=True, featurewise_center=True)
+    with pytest.raises(ValueError, match=r'needs statistics of the training data: call fit'):
+        gen.standardize(correlated_images(2))
+    with pytest.raises(ValueError, match=r'22500 x 22500 matrix .* at most 16384 values'):
+        gen.fit(np.zeros((2, 150, 50, 3), np.float32))
+
+
+def test_save_to_dir_writes_each_augmented_image_with_keras_names(tmp_path):
+    x, folder = images(6), tmp_path / 'seen'
+    gen = ImageDataGenerator(rescale=1 / 255, **AUGMENTING)
+    batch, _ = next(gen.flow(x, np.arange(6), batch_size=4, shuffle=False, seed=3,
+                             save_to_dir=folder, save_prefix='aug', prefetch=0))
+    names = sorted(path.name for path in folder.iterdir())
+    assert [name.split('_')[:2] for name in names] == [['aug', str(i)] for i in range(4)]
+    assert all(name.endswith('.png') for name in names)
+    saved = img_to_array(minidl.preprocessing.image.load_img(folder / names[0]))
+    assert saved.shape == (10, 12, 3)
+    np.testing.assert_allclose(saved, np.asarray(array_to_img(batch[0], scale=True)), atol=0)
+    next(gen.flow(x, batch_size=4, shuffle=False, seed=3, save_to_dir=tmp_path / 'again',
+                  save_prefix='aug', prefetch=0))
+    assert sorted(path.name for path in (tmp_path / 'again').iterdir()) == names
