@@ -15,15 +15,11 @@ import argparse
 import time
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 
-from minidl import callbacks, layers, models, optimizers, random
+from minidl import callbacks, layers, models, optimizers, random, viz
 from minidl.datasets import mnist
 from minidl.utils import to_categorical
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402 - after choosing the file-only backend
 
 
 def build_model():
@@ -49,22 +45,6 @@ def load(subset=None):
     prepare = lambda x: (x.reshape(-1, 28, 28, 1) / 255).astype(np.float32)  # noqa: E731
     return (prepare(x_train), to_categorical(y_train)), (prepare(x_test),
                                                          to_categorical(y_test))
-
-
-def plot_history(history, path):
-    """Loss and accuracy per epoch, training and test, side by side."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key in zip(axes, ('loss', 'acc')):
-        epochs = range(1, len(history[key]) + 1)
-        ax.plot(epochs, history[key], 'o-', label=f'training {key}')
-        ax.plot(epochs, history[f'val_{key}'], 's--', label=f'test {key}')
-        ax.set_xlabel('epoch')
-        ax.set_xticks(list(epochs))
-        ax.set_title(key)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def main(argv=None):
@@ -100,7 +80,7 @@ def main(argv=None):
 
     args.out.mkdir(parents=True, exist_ok=True)
     model.save(args.out / 'model.h5')
-    plot_history(history.history, args.out / 'history.png')
+    viz.plot_history(history, metrics=['loss', 'acc'], path=args.out / 'history.png')
     print(f'saved {args.out / "model.h5"} and {args.out / "history.png"}')
     return test_acc
 

@@ -9,10 +9,7 @@ from minidl.layers.base import Layer, SymbolicTensor, format_shape
 from minidl.layers.core import Input, InputLayer
 from minidl.summary import print_summary
 from minidl.training import Trainer
-
-
-def _as_list(value):
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+from minidl.utils import as_list
 
 
 def _graph_nodes(inputs, outputs):
@@ -41,7 +38,7 @@ class Model(Trainer, Layer):
         super().__init__(name=name, **kwargs)
         self.layers = []
         if inputs is not None:
-            self._set_graph(_as_list(inputs), _as_list(outputs))
+            self._set_graph(as_list(inputs), as_list(outputs))
 
     def _set_graph(self, inputs, outputs):
         self.inputs, self.outputs = inputs, outputs
@@ -74,8 +71,12 @@ class Model(Trainer, Layer):
     # --- computing ------------------------------------------------------------------------
     def call(self, x, training=False, logits=False):
         """Run the graph on real data; ``logits`` stops the output layers before their
-        final activation (for fused losses)."""
-        values = dict(zip(map(id, self.inputs), _as_list(x) if len(self.inputs) > 1 else [x]))
+        final activation (for fused losses).
+
+        Every output keeps its ``.grad`` after a backward pass, also one that later layers
+        use: with outputs ``[feature_maps, scores]``, ``scores[0, k].backward()`` leaves
+        d score / d feature maps in ``feature_maps.grad`` (what Grad-CAM needs)."""
+        values = dict(zip(map(id, self.inputs), as_list(x) if len(self.inputs) > 1 else [x]))
         output_ids = {id(y) for y in self.outputs}
         for node in self._nodes:
             value = values[id(node.inputs[0])]
@@ -84,6 +85,8 @@ class Model(Trainer, Layer):
                 values[id(node)] = node.layer.call_logits(value, training)
             else:
                 values[id(node)] = node.layer(value, training)
+            if id(node) in output_ids:
+                values[id(node)].retain_grad()
         results = [values[id(y)] for y in self.outputs]
         return results[0] if len(results) == 1 else results
 

@@ -15,6 +15,7 @@ from minidl import callbacks as callbacks_module
 from minidl import losses, metrics as metrics_module, optimizers, random
 from minidl.autograd import Tensor, no_grad
 from minidl.backends import check_device, to_device
+from minidl.utils import as_list
 
 
 class TrainingStopped(Exception):
@@ -223,13 +224,16 @@ class Trainer:
     evaluate_generator = evaluate
 
     def predict(self, x, batch_size=32, verbose=0, steps=None):
-        """The model's outputs as a NumPy array, computed batch by batch without a graph."""
-        outputs = []
+        """The model's outputs as a NumPy array (a list of arrays for a model with several
+        outputs, such as the lessons' activation model), computed batch by batch without a
+        graph."""
+        batches = []
         with no_grad():
             for xb, _ in _Source(x, None, batch_size, steps).epoch():
                 xb = Tensor(to_device(np.asarray(xb, dtype=_input_dtype(xb)), self.device))
-                outputs.append(self(xb, training=False).numpy())
-        return np.concatenate(outputs)
+                batches.append([y.numpy() for y in as_list(self(xb, training=False))])
+        outputs = [np.concatenate(parts) for parts in zip(*batches)]
+        return outputs if len(outputs) > 1 else outputs[0]
 
     predict_generator = predict
 

@@ -17,6 +17,11 @@ from pathlib import Path
 from minidl.backends import get_array_module
 
 
+def as_list(value):
+    """``value`` as a list: a list or tuple's items, or ``[value]`` for a single value."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def to_categorical(y, num_classes=None, dtype='float32'):
     """One-hot encode integer class labels.
 

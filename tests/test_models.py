@@ -202,3 +202,17 @@ def test_an_input_put_first_declares_the_shape_and_is_not_a_layer(capsys, first)
     assert model.built and model.output_shape == (None, 144)
     with pytest.raises(ValueError, match='an Input or InputLayer can only come first'):
         model.add(layers.Input((3,)))
+
+
+def test_a_model_with_several_outputs_predicts_a_list_and_keeps_their_gradients():
+    inputs = layers.Input((4,))
+    hidden = layers.Dense(3, activation='relu', name='hidden')(inputs)
+    scores = layers.Dense(2, name='scores')(hidden)
+    model = models.Model(inputs, [hidden, scores])
+    x = np.random.default_rng(0).random((5, 4)).astype(np.float32)
+    h, s = model.predict(x, batch_size=2)
+    assert h.shape == (5, 3) and s.shape == (5, 2)
+    h_t, s_t = model(minidl.tensor(x, requires_grad=True))
+    s_t[:, 1].sum().backward()
+    np.testing.assert_allclose(h_t.grad, np.broadcast_to(
+        model.get_layer('scores').kernel.data[:, 1], (5, 3)), rtol=1e-6)

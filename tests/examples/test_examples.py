@@ -1,6 +1,7 @@
 """Smoke runs of the examples on small subsets: they train, report and write their files."""
 import mnist1d_conv1d
 import mnist_convnet
+import mnist_interpretation
 
 
 def test_mnist_convnet_trains_saves_and_plots(tmp_path, capsys):
@@ -17,3 +18,10 @@ def test_mnist1d_conv1d_trains(capsys):
     accuracy = mnist1d_conv1d.main(['--subset', '800', '--epochs', '2', '--verbose', '0'])
     assert 'GlobalMaxPooling1D' in capsys.readouterr().out
     assert accuracy > 0.2
+
+
+def test_mnist_interpretation_draws_its_figures(tmp_path):
+    written = mnist_interpretation.main(['--model', str(tmp_path / 'absent.h5'), '--subset',
+                                         '600', '--out', str(tmp_path / 'figures')])
+    assert written[0] == 'feature_maps.png' and written[-1] == 'grad_cam.png'
+    assert len(written) == 4 and all(name.startswith('filters_conv2d') for name in written[1:3])
