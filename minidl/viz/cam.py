@@ -5,6 +5,7 @@ from matplotlib import colormaps
 from PIL import Image
 
 from minidl.autograd import Tensor
+from minidl.backends import to_device
 from minidl.models import Model
 from minidl.viz.figures import input_gradients_only
 
@@ -21,11 +22,12 @@ def grad_cam(model, image, layer, class_index=None):
     layer = model.get_layer(layer) if isinstance(layer, str) else layer
     probe = Model(inputs=model.inputs, outputs=[layer.output, model.output])
     with input_gradients_only(model):  # the input's gradient is what records the graph
-        maps, scores = probe(Tensor(np.asarray(image, np.float32)[None], requires_grad=True))
+        x = to_device(np.asarray(image, np.float32)[None], model.device)
+        maps, scores = probe(Tensor(x, requires_grad=True))
         if class_index is None:
             class_index = int(np.argmax(scores.numpy()[0]))
         scores[0, class_index].backward()
-    weights = maps.grad[0].mean(axis=(0, 1))
+    weights = to_device(maps.grad[0], 'cpu').mean(axis=(0, 1))
     heatmap = np.maximum((maps.numpy()[0] * weights).sum(axis=-1), 0)
     return heatmap / heatmap.max() if heatmap.max() > 0 else heatmap
 

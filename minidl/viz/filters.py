@@ -2,6 +2,7 @@
 import numpy as np
 
 from minidl.autograd import Tensor
+from minidl.backends import to_device
 from minidl.viz.features import activation_model
 from minidl.viz.figures import finish, input_gradients_only, new_figure
 
@@ -33,9 +34,9 @@ def filter_pattern(model, layer, filter_index, steps=40, step=None, value_range=
     x = x.astype(np.float32)
     with input_gradients_only(model):
         for _ in range(steps):
-            image = Tensor(x, requires_grad=True)
+            image = Tensor(to_device(x, model.device), requires_grad=True)
             probe.call_logits(image)[..., filter_index].mean().backward()
-            gradient = image.grad
+            gradient = to_device(image.grad, 'cpu')
             x += step * gradient / (np.sqrt(np.mean(gradient ** 2)) + 1e-5)
     return deprocess_image(x[0]) if deprocess else x
 

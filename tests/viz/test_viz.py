@@ -142,3 +142,15 @@ def test_overlay_heatmap_resizes_the_map_onto_the_image():
     assert out.shape == (8, 10, 3) and out.dtype == np.uint8
     assert not np.array_equal(out[0, 0], out[0, -1])  # cold corner against hot corner
     np.testing.assert_array_equal(viz.overlay_heatmap(gray, heatmap, alpha=0), 100)
+
+
+@pytest.mark.gpu
+def test_interpretation_runs_on_a_model_on_the_gpu():
+    net, x = mnist_like_net(), image(4)
+    on_cpu = viz.grad_cam(net, x, 'conv_b', 1), viz.filter_pattern(net, 'conv_b', 0, steps=3,
+                                                                   seed=1, deprocess=False)
+    net.to('gpu')
+    on_gpu = viz.grad_cam(net, x, 'conv_b', 1), viz.filter_pattern(net, 'conv_b', 0, steps=3,
+                                                                   seed=1, deprocess=False)
+    for cpu, gpu in zip(on_cpu, on_gpu):
+        np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-4)
