@@ -101,9 +101,11 @@ def _weight_layers(model):
 
 
 def _read_weight_groups(group):
-    """(name, [arrays]) for every stored layer with weights, in file order."""
+    """(name, [arrays]) for every stored layer with weights, in file order. Keras's own files
+    store the names as bytes; they come back as str."""
     found = []
     for name in group.attrs.get('layer_names', list(group.keys())):
+        name = name.decode() if isinstance(name, bytes) else str(name)
         sub = group[name]
         if 'weight_names' in sub.attrs:
             arrays = [sub[n][()] for n in sub.attrs['weight_names']]
