@@ -31,8 +31,8 @@ def VGG16(include_top=True, weights=None, input_shape=None, classes=1000, poolin
     (224, 224, 3); with the top and ImageNet weights it must be that, with 1000 classes.
     ``pooling`` is None, 'avg' or 'max' when ``include_top`` is False.
     """
-    if weights == 'imagenet' and include_top and (classes != 1000 or input_shape not in
-                                                   (None, (224, 224, 3))):
+    shape_ok = input_shape in (None, (224, 224, 3))
+    if weights == 'imagenet' and include_top and (classes != 1000 or not shape_ok):
         raise ValueError('VGG16: the ImageNet classifier needs input_shape=(224, 224, 3) and '
                          f'classes=1000, got {input_shape} and {classes}; use '
                          'include_top=False to put your own classifier on the convolutions')
