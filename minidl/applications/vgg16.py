@@ -5,22 +5,18 @@ Layer names follow Keras (``block1_conv1`` ... ``block5_pool``, ``fc1``, ``fc2``
 ``predictions``), and the weights are laid out as Keras's (kernels (kh, kw, cin, cout),
 channels-last flattening before ``fc1``), so Keras's pretrained ImageNet files load as they
 are. Nothing is downloaded: ``weights='imagenet'`` looks for Keras's file where Keras caches it
-(``~/.keras/models``) or in ``$MINIDL_HOME/models``, and a path to the file works too.
+(see :func:`minidl.applications.imagenet.keras_file`), and a path to the file works too.
+``preprocess_input`` and ``decode_predictions`` are importable from here, as from Keras's
+``applications.vgg16``.
 """
-import os
-from pathlib import Path
-
-import numpy as np
-
 from minidl import layers
+from minidl.applications.imagenet import (decode_predictions, keras_file,  # noqa: F401
+                                          preprocess_input)
 from minidl.models import Model
-from minidl.utils import cache_dir
 
 BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 WEIGHT_FILES = {True: 'vgg16_weights_tf_dim_ordering_tf_kernels.h5',
                 False: 'vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5'}
-# The mean ImageNet pixel in BGR order, which the original Caffe model subtracted.
-IMAGENET_MEAN_BGR = np.array([103.939, 116.779, 123.68], np.float32)
 
 
 def VGG16(include_top=True, weights=None, input_shape=None, classes=1000, pooling=None):
@@ -53,31 +49,8 @@ def VGG16(include_top=True, weights=None, input_shape=None, classes=1000, poolin
     elif pooling == 'max':
         x = layers.GlobalMaxPooling2D()(x)
     model = Model(inputs, x, name='vgg16')
+    if weights == 'imagenet':
+        weights = keras_file(WEIGHT_FILES[bool(include_top)], "VGG16(weights='imagenet')")
     if weights is not None:
-        model.load_weights(imagenet_weights(include_top) if weights == 'imagenet' else weights)
+        model.load_weights(weights)
     return model
-
-
-def imagenet_weights(include_top):
-    """The path of Keras's ImageNet weight file for VGG16, found offline, or a
-    FileNotFoundError that says where to put it."""
-    name = WEIGHT_FILES[bool(include_top)]
-    places = [Path(os.environ.get('KERAS_HOME', '~/.keras')).expanduser() / 'models' / name,
-              cache_dir('models', name)]
-    for path in places:
-        if path.is_file():
-            return path
-    raise FileNotFoundError(
-        f"VGG16(weights='imagenet') needs Keras's file {name}, and minidl downloads nothing. "
-        f"Copy it (from a machine where Keras fetched it into ~/.keras/models) to one of: "
-        f"{', '.join(str(p) for p in places)}; or pass its path as weights=")
-
-
-def preprocess_input(x):
-    """RGB images (..., H, W, 3) with values 0..255 -> what the ImageNet VGG16 expects: BGR
-    channel order with the mean ImageNet pixel subtracted (Caffe's convention; no scaling).
-    Returns a new float32 array."""
-    x = np.asarray(x, np.float32)
-    if x.shape[-1] != 3:
-        raise ValueError(f'preprocess_input expects RGB images (..., 3), got shape {x.shape}')
-    return x[..., ::-1] - IMAGENET_MEAN_BGR

@@ -1,10 +1,12 @@
-"""VGG16's pretrained weights from Keras's own h5 files, found offline, and its preprocessing."""
+"""VGG16's pretrained weights from Keras's own h5 files, found offline; ImageNet helpers."""
+import json
+
 import h5py
 import numpy as np
 import pytest
 
 from minidl.applications import VGG16
-from minidl.applications.vgg16 import WEIGHT_FILES, preprocess_input
+from minidl.applications.vgg16 import WEIGHT_FILES, decode_predictions, preprocess_input
 
 
 def write_keras_weight_file(path, model, seed=0):
@@ -84,3 +86,21 @@ def test_preprocess_input_is_caffe_style_bgr_minus_the_mean_pixel():
     assert preprocess_input(rgb).dtype == np.float32 and rgb[0, 0, 0] == 255
     with pytest.raises(ValueError, match=r'RGB images \(\.\.\., 3\)'):
         preprocess_input(np.zeros((2, 2, 1)))
+
+
+def test_decode_predictions_names_the_top_classes_from_keras_class_index(keras_home):
+    index = {str(k): [f'n{k:08d}', f'class_{k}'] for k in range(1000)}
+    (keras_home / 'imagenet_class_index.json').write_text(json.dumps(index))
+    preds = np.full((2, 1000), 1e-4, np.float32)
+    preds[0, [386, 101]], preds[1, 7] = (0.9, 0.08), 0.5
+    decoded = decode_predictions(preds, top=2)
+    assert decoded[0] == [('n00000386', 'class_386', pytest.approx(0.9)),
+                          ('n00000101', 'class_101', pytest.approx(0.08))]
+    assert decoded[1][0][:2] == ('n00000007', 'class_7') and len(decoded[1]) == 2
+    with pytest.raises(ValueError, match=r'shape \(N, 1000\)'):
+        decode_predictions(preds[:, :10])
+
+
+def test_decode_predictions_without_the_class_index_says_where_to_put_it(keras_home):
+    with pytest.raises(FileNotFoundError, match='imagenet_class_index.json'):
+        decode_predictions(np.zeros((1, 1000)))
