@@ -1,4 +1,6 @@
 """Training curves: loss and metrics per epoch, training against validation."""
+from matplotlib.ticker import MaxNLocator
+
 from minidl.viz.figures import finish, new_figure
 
 
@@ -30,6 +32,7 @@ def plot_history(history, metrics=None, smooth=None, path=None):
                 values = smooth_curve(history[name], smooth) if smooth else history[name]
                 ax.plot(range(1, len(values) + 1), values, style, label=f'{label} {key}')
         ax.set_xlabel('epoch')
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(key + (f' (smoothed, {smooth})' if smooth else ''))
         ax.legend()
     return finish(fig, path)
