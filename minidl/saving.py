@@ -4,6 +4,11 @@
 settings (``training_config``) and every weight under ``model_weights/<layer>/<weight>``;
 ``save_weights`` writes only the weights. Files are written to a temporary name and renamed,
 so an interrupted save never leaves a half-written file behind.
+
+Because the layout is Keras's, the same reader loads Keras's own weight files, such as the
+pretrained ImageNet VGG16 (``applications.VGG16(weights='imagenet')``). DESIGN.md places
+weight-file readers in ``minidl/io/``; Keras's format needs no reader of its own, so that
+package waits for the first foreign format (PyTorch checkpoints).
 """
 import json
 
