@@ -6,9 +6,9 @@ settings (``training_config``) and every weight under ``model_weights/<layer>/<w
 so an interrupted save never leaves a half-written file behind.
 
 Because the layout is Keras's, the same reader loads Keras's own weight files, such as the
-pretrained ImageNet VGG16 (``applications.VGG16(weights='imagenet')``). DESIGN.md places
-weight-file readers in ``minidl/io/``; Keras's format needs no reader of its own, so that
-package waits for the first foreign format (PyTorch checkpoints).
+pretrained ImageNet VGG16 (``applications.VGG16(weights='imagenet')``). The readers for
+other frameworks' files live in :mod:`minidl.io`, as DESIGN.md plans; Keras's format needs
+none of its own there.
 """
 import json
 
