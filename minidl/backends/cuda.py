@@ -166,6 +166,14 @@ class _Window(NamedTuple):
     top: int
     left: int
 
+    @property
+    def input_shape(self):
+        return self.n, self.h, self.w, self.c
+
+    @property
+    def output_shape(self):
+        return self.n, self.oh, self.ow, self.c
+
 
 def _window(x_shape, ksize, stride, pad, dilation=(1, 1)):
     """The window geometry, with ``OH = (H + top + bottom - dh*(kh-1) - 1) // sh + 1`` and
@@ -187,7 +195,7 @@ def im2col(x, ksize, stride, pad, dilation):
     cupy = cupy_module()
     x = cupy.ascontiguousarray(x)
     win = _window(x.shape, ksize, stride, pad, dilation)
-    cols = cupy.empty((win.n, win.oh, win.ow, win.kh, win.kw, win.c), dtype=x.dtype)
+    cols = cupy.empty(win.output_shape[:3] + (win.kh, win.kw, win.c), dtype=x.dtype)
     _launch('im2col_kernel', x.dtype, cols.size, x, cols, *win, *map(int, dilation))
     return cols
 
@@ -197,7 +205,7 @@ def col2im(cols, x_shape, ksize, stride, pad, dilation):
     cupy = cupy_module()
     cols = cupy.ascontiguousarray(cols)
     win = _window(x_shape, ksize, stride, pad, dilation)
-    dx = cupy.empty((win.n, win.h, win.w, win.c), dtype=cols.dtype)
+    dx = cupy.empty(win.input_shape, dtype=cols.dtype)
     _launch('col2im_kernel', cols.dtype, dx.size, cols, dx, *win, *map(int, dilation))
     return dx
 
@@ -211,7 +219,7 @@ def maxpool2d_forward(x, ksize, stride, pad):
     cupy = cupy_module()
     x = cupy.ascontiguousarray(x)
     win = _window(x.shape, ksize, stride, pad)
-    y = cupy.empty((win.n, win.oh, win.ow, win.c), dtype=x.dtype)
+    y = cupy.empty(win.output_shape, dtype=x.dtype)
     argmax = cupy.empty(y.shape, dtype=cupy.int64)
     _launch('maxpool2d_forward_kernel', x.dtype, y.size, x, y, argmax, *win)
     return y, argmax
@@ -223,7 +231,7 @@ def maxpool2d_backward(dy, argmax, x_shape, ksize, stride, pad):
     dy = cupy.ascontiguousarray(dy)
     argmax = cupy.ascontiguousarray(argmax, dtype=cupy.int64)
     win = _window(x_shape, ksize, stride, pad)
-    dx = cupy.empty((win.n, win.h, win.w, win.c), dtype=dy.dtype)
+    dx = cupy.empty(win.input_shape, dtype=dy.dtype)
     _launch('maxpool2d_backward_kernel', dy.dtype, dx.size, dy, argmax, dx, *win)
     return dx
 
@@ -233,7 +241,7 @@ def avgpool2d_forward(x, ksize, stride, pad):
     cupy = cupy_module()
     x = cupy.ascontiguousarray(x)
     win = _window(x.shape, ksize, stride, pad)
-    y = cupy.empty((win.n, win.oh, win.ow, win.c), dtype=x.dtype)
+    y = cupy.empty(win.output_shape, dtype=x.dtype)
     _launch('avgpool2d_forward_kernel', x.dtype, y.size, x, y, *win)
     return y
 
@@ -243,7 +251,7 @@ def avgpool2d_backward(dy, x_shape, ksize, stride, pad):
     cupy = cupy_module()
     dy = cupy.ascontiguousarray(dy)
     win = _window(x_shape, ksize, stride, pad)
-    dx = cupy.empty((win.n, win.h, win.w, win.c), dtype=dy.dtype)
+    dx = cupy.empty(win.input_shape, dtype=dy.dtype)
     _launch('avgpool2d_backward_kernel', dy.dtype, dx.size, dy, dx, *win)
     return dx
 

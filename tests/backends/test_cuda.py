@@ -254,3 +254,10 @@ def test_rmsprop_update(dtype, size, seed):
 def test_adam_update(dtype, size, step, seed):
     param, grad, m, v = (random_array(seed + i, size, dtype) for i in range(4))
     run_update('adam_update', [param, grad, m, v * v], 0.001, 0.9, 0.999, 1e-7, step)
+
+
+def test_window_geometry_gives_the_shapes_the_wrappers_allocate():
+    win = cuda._window((2, 7, 5, 3), (3, 2), (2, 1), ((1, 0), (0, 1)), (1, 2))
+    assert win.input_shape == (2, 7, 5, 3)
+    assert win.output_shape == (2, 3, 4, 3)  # (7 + 1 - 3) // 2 + 1, (5 + 1 - 2 - 1) // 1 + 1
+    assert tuple(win)[:6] == (2, 7, 5, 3, 3, 4)  # what ``*win`` passes to the kernels
