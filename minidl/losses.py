@@ -4,12 +4,14 @@ When the model ends in the activation a loss pairs with (softmax for the categor
 cross-entropies, sigmoid for the binary one), ``fit`` hands the loss the pre-activation logits
 and the loss uses the stable fused form in :mod:`minidl.functions.loss`. Otherwise it works on
 the probabilities, clipped away from 0 and 1 as Keras does.
-"""
-import numpy as np
 
+Targets never broadcast: they must have the predictions' shape up to size-1 axes (sparse
+labels: (N,) or (N, 1) whole numbers below the class count), else a ValueError names the loss
+and both shapes.
+"""
 import minidl.functions as F
-from minidl.autograd import as_array
 from minidl.backends import get_array_module
+from minidl.functions.loss import class_labels, matched_targets
 
 EPSILON = 1e-7
 
@@ -34,22 +36,24 @@ def _clipped_log(p):
     return F.log(F.clip(p, EPSILON, 1 - EPSILON))
 
 
-def _match(y_true, y_pred):
-    """Targets reshaped to the prediction's shape when only size-1 axes differ (Keras does)."""
-    y_true = as_array(y_true)
-    if y_true.shape != y_pred.shape and y_true.size == y_pred.size:
-        y_true = y_true.reshape(y_pred.shape)
-    return y_true.astype(y_pred.dtype)
+def _match(y_true, y_pred, loss, hint=''):
+    """Targets of the prediction's shape and dtype; only size-1 axes may differ (Keras)."""
+    return matched_targets(y_true, y_pred.shape, loss.name, hint).astype(y_pred.dtype)
+
+
+SPARSE_HINT = ('; class indices need sparse_categorical_crossentropy, or one-hot targets '
+               '(minidl.utils.to_categorical)')
 
 
 class CategoricalCrossentropy(Loss):
     name, fused_activation = 'categorical_crossentropy', 'softmax'
 
     def __call__(self, y_true, y_pred):
-        return -(F.sum(_match(y_true, y_pred) * _clipped_log(y_pred), axis=-1)).mean()
+        t = _match(y_true, y_pred, self, SPARSE_HINT)
+        return -(F.sum(t * _clipped_log(y_pred), axis=-1)).mean()
 
     def from_logits(self, y_true, logits):
-        return F.softmax_cross_entropy(logits, _match(y_true, logits))
+        return F.softmax_cross_entropy(logits, _match(y_true, logits, self, SPARSE_HINT))
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -57,34 +61,29 @@ class SparseCategoricalCrossentropy(Loss):
 
     def __call__(self, y_true, y_pred):
         xp = get_array_module(y_pred.data)
-        labels = xp.asarray(_labels(y_true))
+        labels = xp.asarray(class_labels(y_true, y_pred.shape, self.name))
         return -_clipped_log(y_pred[xp.arange(len(labels)), labels]).mean()
 
     def from_logits(self, y_true, logits):
-        return F.softmax_cross_entropy(logits, _labels(y_true))
-
-
-def _labels(y_true):
-    labels = as_array(y_true)
-    return labels.reshape(-1).astype(np.int64)
+        return F.softmax_cross_entropy(logits, class_labels(y_true, logits.shape, self.name))
 
 
 class BinaryCrossentropy(Loss):
     name, fused_activation = 'binary_crossentropy', 'sigmoid'
 
     def __call__(self, y_true, y_pred):
-        t = _match(y_true, y_pred)
+        t = _match(y_true, y_pred, self)
         return -(t * _clipped_log(y_pred) + (1 - t) * _clipped_log(1 - y_pred)).mean()
 
     def from_logits(self, y_true, logits):
-        return F.sigmoid_binary_cross_entropy(logits, _match(y_true, logits))
+        return F.sigmoid_binary_cross_entropy(logits, _match(y_true, logits, self))
 
 
 class MeanSquaredError(Loss):
     name = 'mean_squared_error'
 
     def __call__(self, y_true, y_pred):
-        return F.mean_squared_error(y_pred, _match(y_true, y_pred))
+        return F.mean_squared_error(y_pred, _match(y_true, y_pred, self))
 
 
 class FunctionLoss(Loss):

@@ -2,49 +2,51 @@
 
 A metric is a function ``(y_true, y_pred) -> per-example values`` on raw arrays; the training
 loop averages them over the epoch. ``'acc'``/``'accuracy'`` picks the accuracy that fits the
-loss, as Keras does, and the history key keeps the name the user wrote.
+loss, as Keras does, and the history key keeps the name the user wrote. Targets are checked as
+the losses check them (:func:`minidl.functions.loss.matched_targets`, ``class_labels``): a
+shape that would broadcast or a label outside the classes is a ValueError, not a wrong score.
 """
 from minidl.backends import get_array_module
-
-
-def _flat_labels(y_true):
-    return y_true.reshape(len(y_true), -1)[:, 0] if y_true.ndim > 1 else y_true
+from minidl.functions.loss import class_labels, matched_targets
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
     xp = get_array_module(y_pred)
-    hits = (y_pred > threshold) == (y_true.reshape(y_pred.shape) > 0.5)
+    hits = (y_pred > threshold) == (matched_targets(y_true, y_pred.shape, 'binary_accuracy') > 0.5)
     return xp.mean(hits.reshape(len(hits), -1), axis=1)
 
 
 def categorical_accuracy(y_true, y_pred):
+    y_true = matched_targets(y_true, y_pred.shape, 'categorical_accuracy')
     return (y_true.argmax(axis=-1) == y_pred.argmax(axis=-1)).astype(y_pred.dtype)
 
 
 def sparse_categorical_accuracy(y_true, y_pred):
-    return (_flat_labels(y_true).astype(int) == y_pred.argmax(axis=-1)).astype(y_pred.dtype)
+    labels = class_labels(y_true, y_pred.shape, 'sparse_categorical_accuracy')
+    return (labels == y_pred.argmax(axis=-1)).astype(y_pred.dtype)
 
 
 def top_k_categorical_accuracy(y_true, y_pred, k=5):
+    y_true = matched_targets(y_true, y_pred.shape, 'top_k_categorical_accuracy')
     return sparse_top_k_categorical_accuracy(y_true.argmax(axis=-1), y_pred, k)
 
 
 def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
     """1 where the true class is among the ``k`` highest scores."""
     xp = get_array_module(y_pred)
-    labels = _flat_labels(y_true).astype(int)
+    labels = class_labels(y_true, y_pred.shape, 'sparse_top_k_categorical_accuracy')
     true_scores = y_pred[xp.arange(len(labels)), labels]
     better = (y_pred > true_scores[:, None]).sum(axis=-1)
     return (better < k).astype(y_pred.dtype)
 
 
 def mean_squared_error(y_true, y_pred):
-    diff = y_pred - y_true.reshape(y_pred.shape)
+    diff = y_pred - matched_targets(y_true, y_pred.shape, 'mean_squared_error')
     return (diff * diff).reshape(len(diff), -1).mean(axis=1)
 
 
 def mean_absolute_error(y_true, y_pred):
-    diff = abs(y_pred - y_true.reshape(y_pred.shape))
+    diff = abs(y_pred - matched_targets(y_true, y_pred.shape, 'mean_absolute_error'))
     return diff.reshape(len(diff), -1).mean(axis=1)
 
 
