@@ -6,6 +6,7 @@ categorical cross-entropy, sigmoid with the binary one) the loss is computed fro
 its fused, stable form, and the metrics from the probabilities.
 """
 import math
+import numbers
 import sys
 
 import numpy as np
@@ -23,14 +24,17 @@ class TrainingStopped(Exception):
 
 
 def _batches(x, y, batch_size, shuffle):
-    """Yield (x, y) NumPy batches over arrays, reshuffled each time it is called."""
+    """Yield ``(x, y, where)`` NumPy batches over arrays, reshuffled each time it is called;
+    ``where`` says which examples the batch holds, for error messages."""
     count = len(x)
     order = random.generator().permutation(count) if shuffle else np.arange(count)
     for start in range(0, count, batch_size):
-        index = order[start:start + batch_size]
-        if not shuffle:
-            index = slice(start, start + batch_size)
-        yield x[index], None if y is None else y[index]
+        stop = min(start + batch_size, count)
+        if shuffle:
+            index, where = order[start:stop], f'{stop - start} examples shuffled from x'
+        else:
+            index, where = slice(start, stop), f'examples {start}-{stop - 1} of x'
+        yield x[index], None if y is None else y[index], where
 
 
 def _is_iterator(x):
@@ -40,41 +44,82 @@ def _is_iterator(x):
 
 class _Source:
     """Batches for one pass: from arrays (with batch_size) or from an iterable of batches
-    (a generator, a directory iterator, a dataset), ``steps`` batches per pass."""
+    (a generator, a directory iterator, a dataset), ``steps`` batches per pass.
 
-    def __init__(self, x, y=None, batch_size=32, steps=None, shuffle=False):
+    ``purpose`` ('fit', 'evaluate', 'predict', 'validation_data') names the call in errors;
+    ``needs_y``: arrays must come with their targets.
+    """
+
+    def __init__(self, x, y=None, batch_size=32, steps=None, shuffle=False, purpose='fit',
+                 needs_y=True):
+        self.purpose = purpose
+        _check_count(purpose, 'batch_size', batch_size, 1)
+        if steps is not None:
+            _check_count(purpose, 'steps', steps, 1)
         self.stream = _is_iterator(x)
         if self.stream:
-            self.source, self.iterator = x, iter(x)
+            self.source, self.iterator, self.given = x, iter(x), 0
             self.steps = steps or (len(x) if hasattr(x, '__len__') else None)
             if self.steps is None:
                 raise ValueError('steps_per_epoch (or steps) is needed when x is a generator '
                                  'without a length')
         else:
-            self.x, self.y = np.asarray(x), None if y is None else np.asarray(y)
-            if self.y is not None and len(self.y) != len(self.x):
-                raise ValueError(f'x has {len(self.x)} examples but y has {len(self.y)}')
+            self.x, self.y = _arrays(purpose, x, y, needs_y)
             self.steps = steps or math.ceil(len(self.x) / batch_size)
         self.batch_size, self.shuffle = batch_size, shuffle
 
     def epoch(self):
+        """Yield ``(x, y, where)`` for each batch of one pass (``where``: see _batches)."""
         if not self.stream:
             yield from _batches(self.x, self.y, self.batch_size, self.shuffle)
             return
-        for _ in range(self.steps):
-            batch = self._next()
+        for step in range(self.steps):
+            batch = self._next(step)
             if isinstance(batch, (tuple, list)):
-                yield batch[0], batch[1] if len(batch) > 1 else None
+                yield batch[0], batch[1] if len(batch) > 1 else None, ''
             else:
-                yield batch, None
+                yield batch, None, ''
 
-    def _next(self):
-        """The next batch; a finite, re-iterable source starts over when it runs out."""
+    def _next(self, step):
+        """The next batch; a finite, re-iterable source starts over when it runs out, and a
+        generator that runs out is an error saying how many batches it gave."""
         try:
-            return next(self.iterator)
+            batch = next(self.iterator)
         except StopIteration:
             self.iterator = iter(self.source)
-            return next(self.iterator)
+            batch = next(self.iterator, _END)
+            if batch is _END:
+                raise ValueError(f'{self.purpose}: the generator ran out after giving {step} '
+                                 f'of the {self.steps} batches asked for this pass '
+                                 f'({self.given} in all); lower steps_per_epoch (or steps), or '
+                                 f'make the generator loop forever') from None
+        self.given += 1
+        return batch
+
+
+_END = object()
+
+
+def _check_count(purpose, name, value, minimum):
+    """``value`` must be an integer >= ``minimum`` (not a bool, not a float)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f'{purpose}: {name} must be an integer >= {minimum}, got {value!r}')
+
+
+def _arrays(purpose, x, y, needs_y):
+    """``x`` and ``y`` as NumPy arrays holding the same, non-zero, number of examples."""
+    if x is None:
+        raise ValueError(f'{purpose}: x is None; give the input data')
+    if y is None and needs_y:
+        raise ValueError(f'{purpose}: y is None; give the targets, or x as a generator of '
+                         f'(inputs, targets) batches')
+    x, y = np.asarray(x), None if y is None else np.asarray(y)
+    if x.ndim == 0 or len(x) == 0:
+        raise ValueError(f'{purpose}: x holds no examples (shape {x.shape})')
+    if y is not None and (y.ndim == 0 or len(y) != len(x)):
+        raise ValueError(f'{purpose}: x has {len(x)} examples but y has '
+                         f'{len(y) if y.ndim else "none (a scalar)"}')
+    return x, y
 
 
 class _Averages:
@@ -119,6 +164,7 @@ class Trainer:
 
     def _loss_and_predictions(self, x, y, training):
         """The loss Tensor and the predicted probabilities (raw array) for one batch."""
+        _check_batch(x, y, needs_y=True)
         if not self.built:
             self.build((None,) + np.shape(x)[1:])
         x = Tensor(to_device(np.asarray(x, dtype=_input_dtype(x)), self.device))
@@ -164,10 +210,19 @@ class Trainer:
         """Train for ``epochs``; returns a History whose ``.history`` maps each log name
         ('loss', the metric names as given, and their 'val_' twins) to per-epoch values."""
         self._check_compiled()
+        _check_count('fit', 'epochs', epochs, 0)
+        _check_count('fit', 'initial_epoch', initial_epoch, 0)
         if device is not None:
             self.to(check_device(device))
-        if validation_split and validation_data is None and not _is_iterator(x):
-            x, y, validation_data = _split(x, y, validation_split)
+        if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
+                or not 0 <= validation_split < 1:
+            raise ValueError(f'fit: validation_split must be a fraction in [0, 1), got '
+                             f'{validation_split!r}')
+        if validation_split and validation_data is None:
+            if _is_iterator(x):
+                raise ValueError('fit: validation_split needs arrays x and y; with a '
+                                 'generator, pass validation_data instead')
+            x, y, validation_data = _split(*_arrays('fit', x, y, True), validation_split)
         source = _Source(x, y, batch_size, steps_per_epoch, shuffle)
         validation = None if validation_data is None else _validation_source(
             validation_data, batch_size, validation_steps)
@@ -195,9 +250,10 @@ class Trainer:
 
     def _train_epoch(self, source, cbs, epoch):
         averages = _Averages()
-        for batch, (xb, yb) in enumerate(source.epoch()):
+        for batch, (xb, yb, where) in enumerate(source.epoch()):
             cbs.on_batch_begin(batch)
-            logs = self.train_on_batch(xb, yb)
+            logs = _in_batch(self.train_on_batch, xb, yb,
+                             f'batch {batch + 1} of epoch {epoch + 1}', where)
             if not math.isfinite(logs['loss']):
                 raise TrainingStopped(f'training stopped: the loss became {logs["loss"]} at '
                                       f'batch {batch + 1} of epoch {epoch + 1}; lower the '
@@ -208,14 +264,16 @@ class Trainer:
 
     def _run_test(self, source, cbs=None):
         averages = _Averages()
-        for xb, yb in source.epoch():
-            averages.add(self.test_on_batch(xb, yb), len(xb))
+        for batch, (xb, yb, where) in enumerate(source.epoch()):
+            logs = _in_batch(self.test_on_batch, xb, yb, f'{source.purpose} batch {batch + 1}',
+                             where)
+            averages.add(logs, len(xb))
         return averages
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose=1, steps=None):
         """``[loss, metric, ...]`` over the data (the loss alone when there are no metrics)."""
         self._check_compiled()
-        means = self._run_test(_Source(x, y, batch_size, steps)).means()
+        means = self._run_test(_Source(x, y, batch_size, steps, purpose='evaluate')).means()
         if verbose:
             print(' - '.join(f'{k}: {v:.4f}' for k, v in means.items()))
         values = [means['loss']] + [means[name] for name, _ in self.metrics]
@@ -229,13 +287,39 @@ class Trainer:
         graph."""
         batches = []
         with no_grad():
-            for xb, _ in _Source(x, None, batch_size, steps).epoch():
-                xb = Tensor(to_device(np.asarray(xb, dtype=_input_dtype(xb)), self.device))
-                batches.append([y.numpy() for y in as_list(self(xb, training=False))])
+            for batch, (xb, _, where) in enumerate(
+                    _Source(x, None, batch_size, steps, purpose='predict', needs_y=False).epoch()):
+                outputs = _in_batch(self._predict_batch, xb, None, f'predict batch {batch + 1}',
+                                    where)
+                batches.append(outputs)
         outputs = [np.concatenate(parts) for parts in zip(*batches)]
         return outputs if len(outputs) > 1 else outputs[0]
 
     predict_generator = predict
+
+    def _predict_batch(self, x, _):
+        """The outputs of one batch, as a list of NumPy arrays."""
+        _check_batch(x)
+        x = Tensor(to_device(np.asarray(x, dtype=_input_dtype(x)), self.device))
+        return [y.numpy() for y in as_list(self(x, training=False))]
+
+
+def _in_batch(step, x, y, batch, where):
+    """``step(x, y)``; a ValueError from inside says which batch (and examples) it came from."""
+    try:
+        return step(x, y)
+    except ValueError as error:
+        examples = f' ({where})' if where else ''
+        raise ValueError(f'{batch}{examples}: {error}') from error
+
+
+def _check_batch(x, y=None, needs_y=False):
+    """A batch must hold at least one example, and its targets when the loss needs them."""
+    if np.shape(x)[:1] in ((), (0,)):
+        raise ValueError(f'the batch holds no examples (x of shape {np.shape(x)})')
+    if needs_y and y is None:
+        raise ValueError('the batch has no targets: a generator for fit or evaluate must give '
+                         '(inputs, targets) pairs')
 
 
 def _input_dtype(x):
@@ -244,13 +328,20 @@ def _input_dtype(x):
 
 
 def _split(x, y, fraction):
-    """Keras's validation_split: the last ``fraction`` of the examples, taken before shuffling."""
-    x, y = np.asarray(x), np.asarray(y)
+    """Keras's validation_split: the last ``fraction`` of the examples, taken before shuffling.
+    Both parts must keep at least one example."""
     cut = int(len(x) * (1 - fraction))
+    if not 0 < cut < len(x):
+        raise ValueError(f'fit: validation_split={fraction} of {len(x)} examples leaves '
+                         f'{cut} for training and {len(x) - cut} for validation; each needs '
+                         f'at least one')
     return x[:cut], y[:cut], (x[cut:], y[cut:])
 
 
 def _validation_source(data, batch_size, steps):
     if _is_iterator(data):
-        return _Source(data, None, batch_size, steps)
-    return _Source(data[0], data[1], batch_size, steps)
+        return _Source(data, None, batch_size, steps, purpose='validation')
+    if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+        raise ValueError(f'fit: validation_data must be (x_val, y_val) or a generator, got '
+                         f'{type(data).__name__}')
+    return _Source(data[0], data[1], batch_size, steps, purpose='validation')

@@ -156,7 +156,7 @@ def test_embedding_gathers_and_scatter_adds(check_grad):
     ids = np.array([[1, 2, 1], [5, 0, 1]])
     np.testing.assert_allclose(F.embedding(ids, minidl.Tensor(W)).data, W[ids])
     check_grad(lambda W: F.embedding(ids, W), W)
-    with pytest.raises(ValueError, match='index 6 is out of range'):
+    with pytest.raises(ValueError, match='id 6 at index 0 of the batch is out of range for 6 rows'):
         F.embedding(np.array([6]), minidl.Tensor(W))
 
 
