@@ -34,6 +34,8 @@ def _graph_nodes(inputs, outputs):
 class Model(Trainer, Layer):
     """A graph of layers from symbolic ``inputs`` (``layers.Input``) to ``outputs``."""
 
+    casts_integer_inputs = False  # each of its layers decides
+
     def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self.layers = []
@@ -81,8 +83,7 @@ class Model(Trainer, Layer):
         for node in self._nodes:
             value = values[id(node.inputs[0])]
             if logits and id(node) in output_ids:
-                node.layer._ensure_built(value.shape, value.device)
-                values[id(node)] = node.layer.call_logits(value, training)
+                values[id(node)] = node.layer.call_logits(node.layer._prepare(value), training)
             else:
                 values[id(node)] = node.layer(value, training)
             if id(node) in output_ids:
@@ -259,8 +260,7 @@ class Sequential(Model):
             x = layer(x, training)
         last = self._stack[-1]
         if logits:
-            last._ensure_built(x.shape, x.device)
-            return last.call_logits(x, training)
+            return last.call_logits(last._prepare(x), training)
         return last(x, training)
 
     @property

@@ -54,6 +54,7 @@ class Layer:
     ``compute_output_shape`` (and ``get_config`` for their own arguments)."""
 
     expected_ndim = None  # rank of the input, batch axis included, when the layer needs one
+    casts_integer_inputs = True  # False where integers are the data: ids (Embedding), models
     input = output = None  # the symbolic tensors of the first graph this layer was called in
 
     def __init__(self, name=None, trainable=True, input_shape=None, batch_input_shape=None,
@@ -189,9 +190,19 @@ class Layer:
             out = SymbolicTensor(self.compute_output_shape(input_shape), self, (x,))
             self._record_node(x, out)
             return out
+        return self.call(self._prepare(x), training)
+
+    def _prepare(self, x):
+        """``x`` as a Tensor this layer can compute on, after building the layer for it.
+
+        Integer or boolean inputs (uint8 images) are cast to the layer's float dtype, as Keras
+        does, unless the layer reads integers as such (``casts_integer_inputs = False``).
+        """
         x = x if isinstance(x, Tensor) else Tensor(as_array(x))
+        if self.casts_integer_inputs and x.dtype.kind in 'biu':
+            x = Tensor(x.data.astype(self.dtype))
         self._ensure_built(x.shape, x.device)
-        return self.call(x, training)
+        return x
 
     def _record_node(self, x, out):
         if self.output is None:

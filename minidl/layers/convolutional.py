@@ -1,16 +1,13 @@
 """Conv2D, Conv1D and ZeroPadding2D on channels-last inputs."""
 import minidl.functions as F
 from minidl.functions.geometry import window_geometry
+from minidl.layers import arguments
 from minidl.layers.base import Layer
 from minidl.layers.core import Activated
 # Keras 2.0 also exported the pooling layers from keras.layers.convolutional, and lessons
 # import MaxPooling2D from there.
 from minidl.layers.pooling import (AveragePooling1D, AveragePooling2D,  # noqa: F401
                                    MaxPooling1D, MaxPooling2D)
-
-
-def _tuple(value, n):
-    return (value,) * n if isinstance(value, int) else tuple(value)
 
 
 class Conv2D(Activated):
@@ -20,16 +17,20 @@ class Conv2D(Activated):
     """
 
     expected_ndim = 4
+    rank = 2  # spatial axes of the arguments; Conv1D's are stored as (1, k)
 
     def __init__(self, filters, kernel_size, strides=1, padding='valid', dilation_rate=1,
                  activation=None, **kwargs):
         super().__init__(activation, **kwargs)
-        self.filters = int(filters)
-        self.kernel_size = _tuple(kernel_size, 2)
-        self.strides, self.dilation_rate = _tuple(strides, 2), _tuple(dilation_rate, 2)
-        if padding not in ('valid', 'same'):
-            raise ValueError(f"{self.name}: padding must be 'valid' or 'same', got {padding!r}")
-        self.padding = padding
+        self.filters = arguments.count(self, 'filters', filters)
+        self.kernel_size = self._spatial('kernel_size', kernel_size)
+        self.strides = self._spatial('strides', strides)
+        self.dilation_rate = self._spatial('dilation_rate', dilation_rate)
+        self.padding = arguments.padding_mode(self, padding)
+
+    def _spatial(self, name, value):
+        """A checked int-or-tuple argument as a (height, width) pair."""
+        return (1,) * (2 - self.rank) + arguments.int_tuple(self, name, value, self.rank)
 
     def build(self, input_shape):
         self.add_kernel_and_bias(self.kernel_size + (input_shape[-1], self.filters))
@@ -66,11 +67,7 @@ class Conv1D(Conv2D):
     """Conv2D with height 1 on sequences (N, steps, C); kernel (k, C, filters)."""
 
     expected_ndim = 3
-
-    def __init__(self, filters, kernel_size, strides=1, padding='valid', dilation_rate=1,
-                 activation=None, **kwargs):
-        super().__init__(filters, (1, _tuple(kernel_size, 1)[0]), (1, _tuple(strides, 1)[0]),
-                         padding, (1, _tuple(dilation_rate, 1)[0]), activation, **kwargs)
+    rank = 1
 
     def build(self, input_shape):
         self.add_kernel_and_bias(self.kernel_size[1:] + (input_shape[-1], self.filters))
@@ -103,11 +100,12 @@ class ZeroPadding2D(Layer):
 
     def __init__(self, padding=1, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(padding, int):
-            padding = ((padding, padding), (padding, padding))
-        elif all(isinstance(p, int) for p in padding):
-            padding = tuple((p, p) for p in padding)
-        self.padding = tuple(tuple(p) for p in padding)
+        nested = isinstance(padding, (tuple, list)) and len(padding) == 2 and all(
+            isinstance(p, (tuple, list)) for p in padding)
+        pairs = padding if nested else [(p, p) for p in arguments.int_tuple(
+            self, 'padding', padding, 2, minimum=0)]
+        self.padding = tuple(arguments.int_tuple(self, 'padding', p, 2, minimum=0)
+                             for p in pairs)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape

@@ -4,6 +4,7 @@ import numpy as np
 import minidl.functions as F
 from minidl import constraints
 from minidl.functions.activation import check_activation
+from minidl.layers import arguments
 from minidl.layers.base import Layer, SymbolicTensor, format_shape
 
 
@@ -55,7 +56,7 @@ class Dense(Activated):
 
     def __init__(self, units, activation=None, **kwargs):
         super().__init__(activation, **kwargs)
-        self.units = int(units)
+        self.units = arguments.count(self, 'units', units)
 
     def check_input_shape(self, input_shape):
         if len(input_shape) < 2:
@@ -139,9 +140,7 @@ class Dropout(Layer):
 
     def __init__(self, rate, **kwargs):
         super().__init__(**kwargs)
-        if not 0 <= rate < 1:
-            raise ValueError(f'{self.name} (Dropout): rate must be in [0, 1), got {rate}')
-        self.rate = float(rate)
+        self.rate = arguments.fraction(self, 'rate', rate)
 
     def call(self, x, training=False):
         return F.dropout(x, self.rate, training)
@@ -152,6 +151,8 @@ class Dropout(Layer):
 
 class InputLayer(Layer):
     """The entry of a functional graph: holds the input shape (batch axis excluded)."""
+
+    casts_integer_inputs = False  # the layers after it decide
 
     def __init__(self, input_shape=None, batch_input_shape=None, **kwargs):
         super().__init__(input_shape=input_shape, batch_input_shape=batch_input_shape,

@@ -1,11 +1,8 @@
 """Pooling layers: windowed max/average (2-D and 1-D) and global max/average."""
 import minidl.functions as F
 from minidl.functions.geometry import window_geometry
+from minidl.layers import arguments
 from minidl.layers.base import Layer
-
-
-def _tuple(value, n):
-    return (value,) * n if isinstance(value, int) else tuple(value)
 
 
 class Pooling2D(Layer):
@@ -17,9 +14,10 @@ class Pooling2D(Layer):
 
     def __init__(self, pool_size=2, strides=None, padding='valid', **kwargs):
         super().__init__(**kwargs)
-        self.pool_size = _tuple(pool_size, 2)
-        self.strides = self.pool_size if strides is None else _tuple(strides, 2)
-        self.padding = padding
+        self.pool_size = arguments.int_tuple(self, 'pool_size', pool_size, 2)
+        self.strides = (self.pool_size if strides is None else
+                        arguments.int_tuple(self, 'strides', strides, 2))
+        self.padding = arguments.padding_mode(self, padding)
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
@@ -51,9 +49,10 @@ class Pooling1D(Layer):
 
     def __init__(self, pool_size=2, strides=None, padding='valid', **kwargs):
         super().__init__(**kwargs)
-        self.pool_size = _tuple(pool_size, 1)[0]
-        self.strides = self.pool_size if strides is None else _tuple(strides, 1)[0]
-        self.padding = padding
+        self.pool_size = arguments.int_tuple(self, 'pool_size', pool_size, 1)[0]
+        self.strides = (self.pool_size if strides is None else
+                        arguments.int_tuple(self, 'strides', strides, 1)[0])
+        self.padding = arguments.padding_mode(self, padding)
 
     def compute_output_shape(self, input_shape):
         n, steps, c = input_shape
