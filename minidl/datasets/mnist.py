@@ -18,12 +18,12 @@ ValueError naming the file.
 """
 import gzip
 import hashlib
-import zipfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 
+from minidl.datasets.npz import read_arrays
 from minidl.utils import cache_dir
 
 PACKAGED = Path(__file__).parent / 'data' / 'mnist'
@@ -124,15 +124,10 @@ def _read_idx(file, name):
 
 
 def _read_npz(file):
-    """The four arrays of a Keras-style ``mnist.npz``, verified."""
-    try:
-        with np.load(file, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files if name in ARRAYS}
-    except (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error) as exc:
-        raise ValueError(f'MNIST: {file} is not a readable .npz file ({exc})') from exc
-    missing = [name for name in ARRAYS if name not in arrays]
-    if missing:
-        raise ValueError(f'MNIST: {file} lacks the array(s) {", ".join(missing)}')
+    """The four arrays of a Keras-style ``mnist.npz``, headers checked before reading, then
+    verified."""
+    arrays = read_arrays(file, {name: (shape, np.uint8) for name, (_, shape, _) in
+                                ARRAYS.items()}, 'MNIST')
     return {name: _verified(name, array, file) for name, array in arrays.items()}
 
 

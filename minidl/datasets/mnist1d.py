@@ -12,13 +12,14 @@ is downloaded), then cached in ``$MINIDL_HOME/datasets/mnist1d/mnist1d.npz``.
 """
 import random
 import warnings
-import zipfile
 
 import numpy as np
 
+from minidl.datasets.npz import read_arrays
 from minidl.utils import atomic_write, cache_dir
 
 SHAPES = {'x_train': (4000, 40), 'y_train': (4000,), 'x_test': (1000, 40), 'y_test': (1000,)}
+DTYPES = {'x': np.float32, 'y': np.int64}
 
 
 def load_data():
@@ -57,15 +58,11 @@ def _read_cache(file):
     if not file.is_file():
         return None
     try:
-        with np.load(file, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in SHAPES}
-    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
+        arrays = read_arrays(file, {name: (shape, DTYPES[name[0]])
+                                    for name, shape in SHAPES.items()}, 'MNIST-1D')
+    except ValueError as exc:
         warnings.warn(f'MNIST-1D: ignoring the unreadable cache {file} ({exc}); regenerating',
                       RuntimeWarning, stacklevel=3)
-        return None
-    if any(arrays[name].shape != shape for name, shape in SHAPES.items()):
-        warnings.warn(f'MNIST-1D: ignoring the cache {file}, whose arrays have the wrong '
-                      'shapes; regenerating', RuntimeWarning, stacklevel=3)
         return None
     return arrays
 

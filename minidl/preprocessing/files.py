@@ -11,6 +11,7 @@ colour mode asked for, at the size asked for, so every array of a batch has the 
 Options are keyword-only: Keras's legacy second positional parameters (``grayscale``,
 ``data_format``) do not exist here, and a positional value must not land on the wrong one.
 """
+import numbers
 import os
 
 import numpy as np
@@ -61,10 +62,33 @@ def _images_below(directory, class_name, follow_links):
         raise FileNotFoundError(f'class folder {folder!r} does not exist (classes={class_name!r} '
                                 f'was asked for)')
     files = []
-    for root, _, names in sorted(os.walk(folder, followlinks=follow_links)):
+    for root, names in sorted(_walk(folder, follow_links)):
         files.extend(os.path.relpath(os.path.join(root, name), directory)
                      for name in sorted(names) if name.lower().endswith(IMAGE_EXTENSIONS))
     return files
+
+
+def _walk(folder, follow_links):
+    """Yield ``(path, file names)`` for ``folder`` and each folder below it.
+
+    With ``follow_links``, linked folders are entered too, but each real folder (device and
+    inode) only once: a link back up the tree, or a loop of links, can neither repeat images
+    nor make the walk endless. A link to another folder (a sibling class) is still followed
+    once, as Keras does. Unreadable folders are skipped, as ``os.walk`` skips them.
+    """
+    seen, pending = set(), [folder]
+    while pending:
+        path = pending.pop()
+        try:
+            info = os.stat(path)
+            entries = list(os.scandir(path))
+        except OSError:
+            continue
+        if (info.st_dev, info.st_ino) in seen:
+            continue
+        seen.add((info.st_dev, info.st_ino))
+        pending += [entry.path for entry in entries if entry.is_dir(follow_symlinks=follow_links)]
+        yield path, [entry.name for entry in entries if entry.is_file()]
 
 
 def load_img(path, *, color_mode='rgb', target_size=None, interpolation='nearest'):
@@ -81,12 +105,27 @@ def load_img(path, *, color_mode='rgb', target_size=None, interpolation='nearest
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f'interpolation must be one of {tuple(INTERPOLATIONS)}, '
                          f'got {interpolation!r}')
+    if target_size is not None:
+        target_size = check_target_size(target_size)
     with Image.open(path) as img:
         img.load()
     img = _convert(img, COLOR_MODES[color_mode])
     if target_size is not None and img.size != (target_size[1], target_size[0]):
         img = img.resize((target_size[1], target_size[0]), INTERPOLATIONS[interpolation])
     return img
+
+
+def check_target_size(size, name='target_size'):
+    """``size`` as a ``(height, width)`` pair of positive ints, else a ValueError naming it
+    (a zero size would otherwise surface as every image failing to decode)."""
+    try:
+        pair = tuple(size)
+    except TypeError:
+        pair = ()
+    if len(pair) != 2 or not all(isinstance(d, numbers.Integral) and not isinstance(d, bool)
+                                 and d >= 1 for d in pair):
+        raise ValueError(f'{name} must be (height, width), two integers >= 1, got {size!r}')
+    return tuple(int(d) for d in pair)
 
 
 def _convert(img, mode):

@@ -16,7 +16,8 @@ import numpy as np
 from minidl import random
 from minidl.utils import atomic_write
 from minidl.preprocessing.files import (CHANNELS, DECODE_ERRORS, INTERPOLATIONS, array_to_img,
-                                        find_class_images, img_to_array, load_img)
+                                        check_target_size, find_class_images, img_to_array,
+                                        load_img)
 from minidl.preprocessing.prefetch import Prefetcher
 
 CLASS_MODES = ('categorical', 'binary', 'sparse', 'input', None)
@@ -217,9 +218,9 @@ class DirectoryIterator(Iterator):
         if interpolation not in INTERPOLATIONS:
             raise ValueError(f'interpolation must be one of {tuple(INTERPOLATIONS)}, '
                              f'got {interpolation!r}')
+        self.target_size, self.color_mode = check_target_size(target_size), color_mode
         found = find_class_images(directory, classes, follow_links)
         self.directory = str(directory)
-        self.target_size, self.color_mode = tuple(target_size), color_mode
         self.interpolation, self.class_mode = interpolation, class_mode
         self.image_shape = (*self.target_size, CHANNELS[color_mode])
         self.class_indices = {name: index for index, (name, _) in enumerate(found)}
