@@ -23,17 +23,18 @@ class TrainingStopped(Exception):
     """Raised inside the loop when the loss stops being finite."""
 
 
-def _batches(x, y, batch_size, shuffle):
+def _batches(x, y, batch_size, shuffle, name='x'):
     """Yield ``(x, y, where)`` NumPy batches over arrays, reshuffled each time it is called;
-    ``where`` says which examples the batch holds, for error messages."""
+    ``where`` says which examples of the arrays (called ``name``) the batch holds, for error
+    messages."""
     count = len(x)
     order = random.generator().permutation(count) if shuffle else np.arange(count)
     for start in range(0, count, batch_size):
         stop = min(start + batch_size, count)
         if shuffle:
-            index, where = order[start:stop], f'{stop - start} examples shuffled from x'
+            index, where = order[start:stop], f'{stop - start} examples shuffled from {name}'
         else:
-            index, where = slice(start, stop), f'examples {start}-{stop - 1} of x'
+            index, where = slice(start, stop), f'examples {start}-{stop - 1} of {name}'
         yield x[index], None if y is None else y[index], where
 
 
@@ -71,7 +72,8 @@ class _Source:
     def epoch(self):
         """Yield ``(x, y, where)`` for each batch of one pass (``where``: see _batches)."""
         if not self.stream:
-            yield from _batches(self.x, self.y, self.batch_size, self.shuffle)
+            name = 'the validation data' if self.purpose == 'validation' else 'x'
+            yield from _batches(self.x, self.y, self.batch_size, self.shuffle, name)
             return
         for step in range(self.steps):
             batch = self._next(step)

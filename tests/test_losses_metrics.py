@@ -1,4 +1,6 @@
 """Losses by name (probability and fused-logit paths agree) and metrics as Keras picks them."""
+import re
+
 import numpy as np
 import pytest
 
@@ -62,3 +64,52 @@ def test_accuracies():
         .tolist() == [1, 0, 0]
     with pytest.raises(ValueError, match='unknown metric'):
         metrics.get('precision@k')
+
+
+PREDICTIONS = minidl.Tensor(_softmax(np.random.default_rng(3).standard_normal((20, 3))))
+
+
+@pytest.mark.parametrize('name, target, fused', [
+    ('categorical_crossentropy', np.array([0, 2, 1] * 6 + [0, 1]), True),  # class indices
+    ('categorical_crossentropy', np.full((20, 1), 0.5), True),
+    ('categorical_crossentropy', np.eye(3)[[0] * 20][:, :2], False),
+    ('mse', np.zeros((20, 1)), False),
+    ('binary_crossentropy', np.zeros((20, 1)), True),
+    ('binary_crossentropy', np.zeros(20), False)])
+def test_targets_that_would_broadcast_are_refused_naming_the_loss_and_both_shapes(
+        name, target, fused):
+    loss = losses.get(name)
+    compute = loss.from_logits if fused else loss
+    with pytest.raises(ValueError, match=rf'{loss.name}: targets of shape '
+                                         rf'{re.escape(str(target.shape))} do not match '
+                                         rf'predictions of shape \(20, 3\)'):
+        compute(target, PREDICTIONS)
+
+
+def test_categorical_crossentropy_with_indices_points_to_the_sparse_loss():
+    with pytest.raises(ValueError, match='class indices need sparse_categorical_crossentropy'):
+        losses.get('categorical_crossentropy')(np.zeros(20), PREDICTIONS)
+
+
+def test_targets_that_differ_only_by_size_one_axes_are_taken():
+    column = minidl.Tensor(np.full((20, 1), 0.25))
+    assert losses.get('mse')(np.zeros(20), column).item() == pytest.approx(0.0625)
+    assert F.mean_squared_error(column, minidl.Tensor(np.zeros(20))).item() == \
+        pytest.approx(0.0625)
+    with pytest.raises(ValueError, match=r'mean_squared_error: targets of shape \(20, 3\)'):
+        F.mean_squared_error(column, minidl.Tensor(np.zeros((20, 3))))
+
+
+@pytest.mark.parametrize('fn', [metrics.binary_accuracy, metrics.categorical_accuracy,
+                                metrics.top_k_categorical_accuracy,
+                                metrics.mean_squared_error, metrics.mean_absolute_error])
+def test_metrics_refuse_targets_that_would_broadcast(fn):
+    with pytest.raises(ValueError, match=rf'{fn.__name__}: targets of shape \(20,\) do not '
+                                         rf'match predictions of shape \(20, 3\)'):
+        fn(np.zeros(20), PREDICTIONS.data)
+
+
+def test_string_targets_are_named_not_converted():
+    with pytest.raises(ValueError, match='categorical_crossentropy: targets must be numbers, '
+                                         'got an array of dtype <U1'):
+        losses.get('categorical_crossentropy')(np.full((20, 3), 'a'), PREDICTIONS)

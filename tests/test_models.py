@@ -216,3 +216,100 @@ def test_a_model_with_several_outputs_predicts_a_list_and_keeps_their_gradients(
     s_t[:, 1].sum().backward()
     np.testing.assert_allclose(h_t.grad, np.broadcast_to(
         model.get_layer('scores').kernel.data[:, 1], (5, 3)), rtol=1e-6)
+
+
+def compiled_convnet():
+    model = small_convnet()
+    model.compile('sgd', 'sparse_categorical_crossentropy', ['acc'])
+    return model
+
+
+def test_a_bad_label_names_the_batch_and_its_examples():
+    x, y = blobs(64)
+    y[37] = 3
+    model = compiled_convnet()
+    with pytest.raises(ValueError, match=r'^batch 3 of epoch 1 \(examples 32-47 of x\): '
+                                         r'sparse_categorical_crossentropy: label 3 at index 5 of '
+                                         r'the batch is out of range for 3 classes'):
+        model.fit(x, y, batch_size=16, shuffle=False, verbose=0)
+    with pytest.raises(ValueError, match=r'^batch \d of epoch 1 \(16 examples shuffled from x\)'):
+        model.fit(x, y, batch_size=16, verbose=0)
+    with pytest.raises(ValueError, match=r'^validation batch 1 \(examples 0-15 of the validation '
+                                         r'data\): .* label 3 at index 5 of the batch'):
+        model.fit(x, y, batch_size=16, verbose=0, validation_split=0.5)
+    with pytest.raises(ValueError, match=r'^validation batch 1 \(examples 0-31 of the validation '
+                                         r'data\): '):
+        model.fit(x[:32], y[:32], verbose=0, validation_data=(x[32:], y[32:]))
+    with pytest.raises(ValueError, match=r'^evaluate batch 2 \(examples 32-63 of x\): '):
+        model.evaluate(x, y, verbose=0)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    ({'validation_split': 1.0}, r'validation_split must be a fraction in \[0, 1\), got 1.0'),
+    ({'validation_split': 1.5}, 'validation_split must be a fraction'),
+    ({'validation_split': -0.2}, 'validation_split must be a fraction'),
+    ({'validation_split': 0.99}, 'validation_split=0.99 of 32 examples leaves 0 for training'),
+    ({'batch_size': 0}, 'batch_size must be an integer >= 1, got 0'),
+    ({'batch_size': -4}, 'batch_size must be an integer >= 1'),
+    ({'batch_size': 2.5}, 'batch_size must be an integer >= 1, got 2.5'),
+    ({'epochs': -1}, 'epochs must be an integer >= 0, got -1'),
+    ({'steps_per_epoch': 0}, 'steps must be an integer >= 1, got 0')])
+def test_fit_arguments_are_checked(kwargs, message):
+    with pytest.raises(ValueError, match=f'fit: {message}'):
+        compiled_convnet().fit(*blobs(32), verbose=0, **kwargs)
+
+
+def test_data_that_cannot_train_is_named():
+    x, y = blobs(32)
+    model = compiled_convnet()
+    with pytest.raises(ValueError, match=r'fit: x holds no examples \(shape \(0, 8, 8, 1\)\)'):
+        model.fit(x[:0], y[:0], verbose=0)
+    with pytest.raises(ValueError, match='fit: y is None; give the targets'):
+        model.fit(x, None, verbose=0)
+    with pytest.raises(ValueError, match='fit: x has 32 examples but y has 31'):
+        model.fit(x, y[:31], verbose=0, validation_split=0.25)
+    with pytest.raises(ValueError, match='predict: x holds no examples'):
+        model.predict(x[:0])
+    with pytest.raises(ValueError, match='evaluate: x holds no examples'):
+        model.evaluate(x[:0], y[:0], verbose=0)
+    with pytest.raises(ValueError, match='validation_split needs arrays x and y'):
+        model.fit(iter([(x, y)]), steps_per_epoch=1, verbose=0, validation_split=0.5)
+
+
+def test_a_generator_that_ends_early_says_how_many_batches_it_gave():
+    x, y = blobs(32)
+
+    def three_batches():
+        for start in range(0, 24, 8):
+            yield x[start:start + 8], y[start:start + 8]
+    with pytest.raises(ValueError, match='fit: the generator ran out after giving 3 of the 5 '
+                                         r'batches asked for this pass \(3 in all\)'):
+        compiled_convnet().fit(three_batches(), steps_per_epoch=5, verbose=0)
+
+
+def test_empty_batches_and_batches_without_targets_are_named():
+    x, y = blobs(8)
+    model = compiled_convnet()
+    with pytest.raises(ValueError, match=r'batch 2 of epoch 1: the batch holds no examples'):
+        model.fit(iter([(x, y), (x[:0], y[:0])]), steps_per_epoch=2, verbose=0)
+    with pytest.raises(ValueError, match='batch 1 of epoch 1: the batch has no targets'):
+        model.fit(iter([x]), steps_per_epoch=1, verbose=0)
+
+
+def test_integer_images_are_cast_to_the_layer_dtype():
+    x, y = blobs(16)
+    pixels = np.clip(x * 100 + 100, 0, 255).astype(np.uint8)
+    model = compiled_convnet()
+    np.testing.assert_array_equal(model.predict(pixels), model.predict(pixels.astype(np.float32)))
+    model.fit(pixels, y, verbose=0)
+
+
+def test_dense_acts_on_the_last_axis_of_any_rank(check_grad):
+    dense = layers.Dense(2, input_shape=(4, 5, 3))
+    x = np.random.default_rng(0).standard_normal((2, 4, 5, 3))
+    y = dense(x.astype(np.float32))
+    assert y.shape == (2, 4, 5, 2) and dense.compute_output_shape((None, 4, 5, 3)) == \
+        (None, 4, 5, 2)
+    np.testing.assert_allclose(y.data, x @ dense.kernel.data + dense.bias.data, rtol=1e-5)
+    dense64 = layers.Dense(2, dtype='float64')
+    check_grad(dense64, x)
