@@ -139,3 +139,39 @@ def test_every_public_layer_is_a_layer():
 def test_pooling_layers_import_from_convolutional_as_in_keras_2():
     from minidl.layers.convolutional import Conv2D, MaxPooling2D
     assert MaxPooling2D is layers.MaxPooling2D and Conv2D is layers.Conv2D
+
+
+@pytest.mark.parametrize('make, message', [
+    (lambda: layers.Conv2D(0, 3), r'Conv2D\): filters must be an integer >= 1, got 0'),
+    (lambda: layers.Conv2D(-2, 3), 'filters must be an integer >= 1, got -2'),
+    (lambda: layers.Conv2D(2.5, 3), 'filters must be an integer >= 1, got 2.5'),
+    (lambda: layers.Conv2D(2, 0), 'kernel_size must be an integer or a tuple of 2 integers, '
+                                  'each >= 1, got 0'),
+    (lambda: layers.Conv2D(2, (3, 3, 3)), r'kernel_size .* got \(3, 3, 3\)'),
+    (lambda: layers.Conv2D(2, 3, strides=(1, 0)), r'strides .* got \(1, 0\)'),
+    (lambda: layers.Conv2D(2, 3, dilation_rate=0), 'dilation_rate .* got 0'),
+    (lambda: layers.Conv2D(2, 3, padding='full'), "padding must be one of .*got 'full'"),
+    (lambda: layers.Conv1D(2, 3, padding='causal'), r"Conv1D\): padding .*got 'causal'"),
+    (lambda: layers.Conv1D(2, 3.0), r'Conv1D\): kernel_size must be an integer, each >= 1'),
+    (lambda: layers.MaxPooling2D(0), r'MaxPooling2D\): pool_size .* got 0'),
+    (lambda: layers.AveragePooling2D(2, strides=-1), 'strides .* got -1'),
+    (lambda: layers.MaxPooling1D(2, padding=1), "padding must be one of .* got 1"),
+    (lambda: layers.Dense(0), r'Dense\): units must be an integer >= 1, got 0'),
+    (lambda: layers.Dense(1.5), 'units must be an integer >= 1, got 1.5'),
+    (lambda: layers.Embedding(0, 4), r'Embedding\): input_dim must be an integer >= 1, got 0'),
+    (lambda: layers.Embedding(10, -1), 'output_dim must be an integer >= 1, got -1'),
+    (lambda: layers.ZeroPadding2D(-1), 'padding must be .* each >= 0, got -1'),
+    (lambda: layers.ZeroPadding2D(((1, 1), (0, -2))), r'padding .* got \(0, -2\)'),
+    (lambda: layers.Dropout(1.0), r'Dropout\): rate must be a number in \[0, 1\), got 1.0')])
+def test_hyper_parameters_are_checked_at_construction(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_padding_names_in_any_case_and_arguments_as_tuples_or_lists():
+    conv = layers.Conv2D(2, [3, 1], strides=(2, 1), padding='SAME', dilation_rate=np.int64(1))
+    assert (conv.kernel_size, conv.strides, conv.padding) == ((3, 1), (2, 1), 'same')
+    assert layers.MaxPooling1D(2, padding='Valid').padding == 'valid'
+    assert layers.Conv1D(2, (3,), dilation_rate=[2]).dilation_rate == (1, 2)
+    assert layers.ZeroPadding2D((1, 2)).padding == ((1, 1), (2, 2))
+    assert layers.Conv2D(2, np.int32(3)).kernel_size == (3, 3)

@@ -90,6 +90,11 @@ def test_class_mode_input_and_none(image_folder):
     (dict(class_mode='multi'), 'class_mode must be one of'),
     (dict(color_mode='cmyk'), 'color_mode must be one of'),
     (dict(interpolation='cubic'), 'interpolation must be one of'),
+    (dict(target_size=(0, 0)), r'target_size must be \(height, width\), two integers >= 1, '
+                               r'got \(0, 0\)'),
+    (dict(target_size=(6, -8)), 'target_size must be'),
+    (dict(target_size=(6.5, 8)), 'target_size must be'),
+    (dict(target_size=6), 'target_size must be .*got 6'),
 ])
 def test_bad_arguments_fail_before_any_decoding(image_folder, kwargs, message):
     with pytest.raises(ValueError, match=message):
@@ -273,3 +278,30 @@ def test_flow_from_directory_can_save_what_it_yields(image_folder, tmp_path):
                          save_to_dir=tmp_path / 'out', save_format='jpeg'))
     saved = sorted((tmp_path / 'out').iterdir())
     assert len(saved) == len(batch) == 4 and all(p.suffix == '.jpeg' for p in saved)
+
+
+def test_load_img_checks_target_size(image_folder):
+    path = image_folder({'a': 1}) / 'a' / '0.png'
+    with pytest.raises(ValueError, match=r'target_size must be .*got \(0, 8\)'):
+        load_img(path, target_size=(0, 8))
+
+
+def test_follow_links_enters_a_link_loop_once(image_folder):
+    directory = image_folder({'cats': 2, 'dogs': 1})
+    os.symlink('.', directory / 'cats' / 'again')  # cats/again/again/... is cats itself
+    os.symlink('..', directory / 'dogs' / 'up')  # dogs/up is the root: cats and dogs
+    with flow(directory, follow_links=True) as it:
+        assert it.filenames == [os.path.join('cats', f'{i}.png') for i in range(2)] + [
+            os.path.join('dogs', '0.png'), os.path.join('dogs', 'up', 'cats', '0.png'),
+            os.path.join('dogs', 'up', 'cats', '1.png')]
+    with flow(directory) as it:
+        assert it.samples == 3
+
+
+def test_a_link_to_a_sibling_class_folder_is_followed_as_keras_does(image_folder):
+    directory = image_folder({'cats': 2, 'dogs': 1})
+    os.symlink(os.path.join('..', 'cats'), directory / 'dogs' / 'more')
+    with flow(directory, follow_links=True) as it:
+        assert it.filenames[2:] == [os.path.join('dogs', '0.png')] + [
+            os.path.join('dogs', 'more', f'{i}.png') for i in range(2)]
+        np.testing.assert_array_equal(it.classes, [0, 0, 1, 1, 1])
