@@ -4,9 +4,15 @@ One training step: forward with ``training=True``, loss, ``backward()``, one opt
 the trainable weights. When the model's output activation matches the loss (softmax with a
 categorical cross-entropy, sigmoid with the binary one) the loss is computed from the logits in
 its fused, stable form, and the metrics from the probabilities.
+
+Nothing runs on arguments or data that cannot train: batch sizes, epochs, steps and
+``validation_split`` are checked before the first batch, and so are empty inputs, missing
+targets and ``x``/``y`` of different lengths. An error raised inside a batch (a label outside
+the classes, a target of the wrong shape) is re-raised as a ValueError that starts with the
+batch and, for arrays, the examples it held: ``batch 4 of epoch 1 (examples 192-255 of x): ...``.
+A generator that runs out before ``steps_per_epoch`` says how many batches it gave.
 """
 import math
-import numbers
 import sys
 
 import numpy as np
@@ -16,6 +22,7 @@ from minidl import callbacks as callbacks_module
 from minidl import losses, metrics as metrics_module, optimizers, random
 from minidl.autograd import Tensor, no_grad
 from minidl.backends import check_device, to_device
+from minidl.layers import arguments
 from minidl.utils import as_list
 
 
@@ -47,16 +54,16 @@ class _Source:
     """Batches for one pass: from arrays (with batch_size) or from an iterable of batches
     (a generator, a directory iterator, a dataset), ``steps`` batches per pass.
 
-    ``purpose`` ('fit', 'evaluate', 'predict', 'validation_data') names the call in errors;
+    ``purpose`` ('fit', 'evaluate', 'predict', 'validation') names the call in errors;
     ``needs_y``: arrays must come with their targets.
     """
 
     def __init__(self, x, y=None, batch_size=32, steps=None, shuffle=False, purpose='fit',
                  needs_y=True):
         self.purpose = purpose
-        _check_count(purpose, 'batch_size', batch_size, 1)
+        arguments.count(purpose, 'batch_size', batch_size)
         if steps is not None:
-            _check_count(purpose, 'steps', steps, 1)
+            arguments.count(purpose, 'steps', steps)
         self.stream = _is_iterator(x)
         if self.stream:
             self.source, self.iterator, self.given = x, iter(x), 0
@@ -100,12 +107,6 @@ class _Source:
 
 
 _END = object()
-
-
-def _check_count(purpose, name, value, minimum):
-    """``value`` must be an integer >= ``minimum`` (not a bool, not a float)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f'{purpose}: {name} must be an integer >= {minimum}, got {value!r}')
 
 
 def _arrays(purpose, x, y, needs_y):
@@ -212,14 +213,11 @@ class Trainer:
         """Train for ``epochs``; returns a History whose ``.history`` maps each log name
         ('loss', the metric names as given, and their 'val_' twins) to per-epoch values."""
         self._check_compiled()
-        _check_count('fit', 'epochs', epochs, 0)
-        _check_count('fit', 'initial_epoch', initial_epoch, 0)
+        arguments.count('fit', 'epochs', epochs, minimum=0)
+        arguments.count('fit', 'initial_epoch', initial_epoch, minimum=0)
+        arguments.fraction('fit', 'validation_split', validation_split)
         if device is not None:
             self.to(check_device(device))
-        if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
-                or not 0 <= validation_split < 1:
-            raise ValueError(f'fit: validation_split must be a fraction in [0, 1), got '
-                             f'{validation_split!r}')
         if validation_split and validation_data is None:
             if _is_iterator(x):
                 raise ValueError('fit: validation_split needs arrays x and y; with a '

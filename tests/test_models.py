@@ -245,9 +245,10 @@ def test_a_bad_label_names_the_batch_and_its_examples():
 
 
 @pytest.mark.parametrize('kwargs, message', [
-    ({'validation_split': 1.0}, r'validation_split must be a fraction in \[0, 1\), got 1.0'),
-    ({'validation_split': 1.5}, 'validation_split must be a fraction'),
-    ({'validation_split': -0.2}, 'validation_split must be a fraction'),
+    ({'validation_split': 1.0}, r'validation_split must be a number in \[0, 1\), got 1.0'),
+    ({'validation_split': 1.5}, 'validation_split must be a number in'),
+    ({'validation_split': -0.2}, 'validation_split must be a number in'),
+    ({'validation_split': '0.2'}, 'validation_split must be a number in'),
     ({'validation_split': 0.99}, 'validation_split=0.99 of 32 examples leaves 0 for training'),
     ({'batch_size': 0}, 'batch_size must be an integer >= 1, got 0'),
     ({'batch_size': -4}, 'batch_size must be an integer >= 1'),
@@ -310,6 +311,6 @@ def test_dense_acts_on_the_last_axis_of_any_rank(check_grad):
     y = dense(x.astype(np.float32))
     assert y.shape == (2, 4, 5, 2) and dense.compute_output_shape((None, 4, 5, 3)) == \
         (None, 4, 5, 2)
-    np.testing.assert_allclose(y.data, x @ dense.kernel.data + dense.bias.data, rtol=1e-5)
+    np.testing.assert_allclose(y.data, x @ dense.kernel.data + dense.bias.data, atol=1e-6)
     dense64 = layers.Dense(2, dtype='float64')
     check_grad(dense64, x)

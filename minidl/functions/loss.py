@@ -27,7 +27,7 @@ def matched_targets(target, shape, op, hint=''):
     Anything else would broadcast, (20, 1) against (20, 3), into a silently wrong loss, so it
     is a ValueError naming ``op`` and both shapes (``hint`` says what to do instead).
     """
-    target = np.asarray(target) if not hasattr(target, 'shape') else as_array(target)
+    target = _array(target)
     if target.dtype.kind not in 'biuf':
         raise ValueError(f'{op}: targets must be numbers, got an array of dtype {target.dtype}')
     if tuple(target.shape) != tuple(shape):
@@ -38,13 +38,18 @@ def matched_targets(target, shape, op, hint=''):
     return target
 
 
+def _array(target):
+    """The raw array of a Tensor or an array; anything else (a list) through NumPy."""
+    return as_array(target) if hasattr(target, 'shape') else np.asarray(target)
+
+
 def _without_ones(shape):
     return tuple(d for d in shape if d != 1)
 
 
 def class_labels(target, shape, op):
     """Class indices (N,) or (N, 1) for scores of ``shape`` (N, K), checked, as int64 (N,)."""
-    target = np.asarray(target) if not hasattr(target, 'shape') else as_array(target)
+    target = _array(target)
     n, k = shape[0], shape[-1]
     if tuple(target.shape) not in ((n,), (n, 1)):
         raise ValueError(f'{op}: class labels must have shape ({n},) or ({n}, 1) for '

@@ -1,31 +1,31 @@
-"""Checked constructor arguments, shared by every layer.
+"""Checked constructor arguments, shared by every layer (and by ``fit`` for its counts).
 
 Keras takes an int or a tuple for each spatial argument (``kernel_size=3`` or ``(3, 3)``) and
 padding names in any case (``'SAME'``). These helpers normalise them and refuse, at
 construction, what would otherwise turn into a silent wrong model later (``dilation_rate=0``
 is a 1x1 convolution, ``filters=2.5`` a truncated one): each error names the layer, its class,
-the argument and the value received.
+the argument and the value received. ``owner`` is a layer, or a string such as ``'fit'``.
 """
 import numbers
 
 
-def _owner(layer):
-    return f'{layer.name} ({type(layer).__name__})'
+def _owner(owner):
+    return owner if isinstance(owner, str) else f'{owner.name} ({type(owner).__name__})'
 
 
 def _is_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def count(layer, name, value, minimum=1):
+def count(owner, name, value, minimum=1):
     """``value`` as an int, which must be a whole number >= ``minimum`` (not a float)."""
     if not _is_int(value) or value < minimum:
-        raise ValueError(f'{_owner(layer)}: {name} must be an integer >= {minimum}, '
+        raise ValueError(f'{_owner(owner)}: {name} must be an integer >= {minimum}, '
                          f'got {value!r}')
     return int(value)
 
 
-def int_tuple(layer, name, value, n, minimum=1):
+def int_tuple(owner, name, value, n, minimum=1):
     """An int or a sequence of ``n`` ints, each >= ``minimum``, as a tuple of ``n`` ints."""
     values = (value,) * n if _is_int(value) else value
     try:
@@ -35,23 +35,23 @@ def int_tuple(layer, name, value, n, minimum=1):
     if values is None or len(values) != n or not all(
             _is_int(v) and v >= minimum for v in values):
         kind = 'an integer' if n == 1 else f'an integer or a tuple of {n} integers'
-        raise ValueError(f'{_owner(layer)}: {name} must be {kind}, each >= {minimum}, '
+        raise ValueError(f'{_owner(owner)}: {name} must be {kind}, each >= {minimum}, '
                          f'got {value!r}')
     return tuple(int(v) for v in values)
 
 
-def padding_mode(layer, value, modes=('valid', 'same')):
+def padding_mode(owner, value, modes=('valid', 'same')):
     """A padding name in lower case ('SAME' -> 'same'), which must be one of ``modes``."""
     mode = value.lower() if isinstance(value, str) else value
     if mode not in modes:
-        raise ValueError(f'{_owner(layer)}: padding must be one of {modes}, got {value!r}')
+        raise ValueError(f'{_owner(owner)}: padding must be one of {modes}, got {value!r}')
     return mode
 
 
-def fraction(layer, name, value, low=0.0, high=1.0):
+def fraction(owner, name, value, low=0.0, high=1.0):
     """A real number in [low, high)."""
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or \
             not low <= value < high:
-        raise ValueError(f'{_owner(layer)}: {name} must be a number in [{low:g}, {high:g}), '
+        raise ValueError(f'{_owner(owner)}: {name} must be a number in [{low:g}, {high:g}), '
                          f'got {value!r}')
     return float(value)
