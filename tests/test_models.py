@@ -273,6 +273,9 @@ def test_data_that_cannot_train_is_named():
         model.predict(x[:0])
     with pytest.raises(ValueError, match='evaluate: x holds no examples'):
         model.evaluate(x[:0], y[:0], verbose=0)
+    with pytest.raises(ValueError, match=r'batch 1 of epoch 1 \(examples 0-31 of x\): sparse_'
+                                         r'categorical_crossentropy: labels must be integers'):
+        model.fit(x, np.where(y == 0, 'cat', 'dog'), shuffle=False, verbose=0)
     with pytest.raises(ValueError, match='validation_split needs arrays x and y'):
         model.fit(iter([(x, y)]), steps_per_epoch=1, verbose=0, validation_split=0.5)
 

@@ -2,6 +2,10 @@
 
 Cross-entropy is taken from logits: softmax + log (or sigmoid + log) in one step never forms
 ``log(0)``, and the gradient is the famous ``probs - target``.
+
+Targets are checked here, where every backend's path passes: they never broadcast against the
+predictions (:func:`matched_targets`), and class indices are whole numbers below the class
+count (:func:`class_labels`), so the Numba and CUDA kernels never read outside a row.
 """
 import numpy as np
 

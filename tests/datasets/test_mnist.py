@@ -79,7 +79,9 @@ def test_checksum_mismatch_names_the_file(tmp_path):
     (lambda raw: raw[:-10], 'truncated: its header promises 60000 bytes'),
     (lambda raw: raw[:5], 'ends inside the 8-byte IDX header'),
     (lambda raw: b'\x00\x00\x08\x03' + raw[4:], 'bad IDX magic number 2051'),
-    (lambda raw: raw + b'\x00', 'data beyond')])
+    (lambda raw: raw + b'\x00', 'data beyond'),
+    (lambda raw: raw[:4] + (10**9).to_bytes(4, 'big') + raw[8:],
+     r'holds an array of shape \(1000000000,\), expected \(60000,\)')])
 def test_malformed_idx_files(tmp_path, change, message):
     folder = copy_idx(tmp_path)
     rewrite(folder / 'train-labels-idx1-ubyte.gz', change)
