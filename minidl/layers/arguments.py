@@ -40,6 +40,16 @@ def int_tuple(owner, name, value, n, minimum=1):
     return tuple(int(v) for v in values)
 
 
+def target_shape(owner, value):
+    """A shape without the batch axis: ints >= 1, with at most one -1 (inferred)."""
+    shape = tuple(value) if isinstance(value, (tuple, list)) else None
+    if shape is None or not all(_is_int(d) and (d >= 1 or d == -1) for d in shape) or \
+            shape.count(-1) > 1:
+        raise ValueError(f'{_owner(owner)}: target_shape must be a tuple of integers >= 1, '
+                         f'one of which may be -1, got {value!r}')
+    return tuple(int(d) for d in shape)
+
+
 def padding_mode(owner, value, modes=('valid', 'same')):
     """A padding name in lower case ('SAME' -> 'same'), which must be one of ``modes``."""
     mode = value.lower() if isinstance(value, str) else value

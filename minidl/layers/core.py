@@ -116,7 +116,7 @@ class Reshape(Layer):
 
     def __init__(self, target_shape, **kwargs):
         super().__init__(**kwargs)
-        self.target_shape = tuple(target_shape)
+        self.target_shape = arguments.target_shape(self, target_shape)
 
     def compute_output_shape(self, input_shape):
         size = int(np.prod(input_shape[1:]))

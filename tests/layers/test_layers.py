@@ -162,7 +162,9 @@ def test_pooling_layers_import_from_convolutional_as_in_keras_2():
     (lambda: layers.Embedding(10, -1), 'output_dim must be an integer >= 1, got -1'),
     (lambda: layers.ZeroPadding2D(-1), 'padding must be .* each >= 0, got -1'),
     (lambda: layers.ZeroPadding2D(((1, 1), (0, -2))), r'padding .* got \(0, -2\)'),
-    (lambda: layers.Dropout(1.0), r'Dropout\): rate must be a number in \[0, 1\), got 1.0')])
+    (lambda: layers.Dropout(1.0), r'Dropout\): rate must be a number in \[0, 1\), got 1.0'),
+    (lambda: layers.Reshape((0, 4)), r'Reshape\): target_shape must be .*got \(0, 4\)'),
+    (lambda: layers.Reshape((-1, -1)), r'target_shape .*got \(-1, -1\)')])
 def test_hyper_parameters_are_checked_at_construction(make, message):
     with pytest.raises(ValueError, match=message):
         make()

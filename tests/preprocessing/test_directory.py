@@ -289,6 +289,7 @@ def test_load_img_checks_target_size(image_folder):
 def test_follow_links_enters_a_link_loop_once(image_folder):
     directory = image_folder({'cats': 2, 'dogs': 1})
     os.symlink('.', directory / 'cats' / 'again')  # cats/again/again/... is cats itself
+    os.symlink('.', directory / 'cats' / 'twice')  # with two, os.walk's paths grow as 2**depth
     os.symlink('..', directory / 'dogs' / 'up')  # dogs/up is the root: cats and dogs
     with flow(directory, follow_links=True) as it:
         assert it.filenames == [os.path.join('cats', f'{i}.png') for i in range(2)] + [
