@@ -36,7 +36,7 @@ class _Opcodes(dict):
     """The dispatch table of the plain opcodes; any other byte is refused by name."""
 
     def __missing__(self, code):
-        name = _NAMES.get(code, f'byte {code:#04x}, which is no opcode')
+        name = _NAMES.get(code, f'{code:#04x} (no opcode)')
         raise pickle.UnpicklingError(f'pickle opcode {name} is not allowed')
 
 
