@@ -111,7 +111,32 @@ def _read(archive):
     if len(pickles) != 1:
         raise archive.error(f'a zip file with {len(pickles)} data.pkl members, not a PyTorch '
                             f'checkpoint (it has one)')
-    return _CheckpointUnpickler(archive, pickles[0][:-len('/data.pkl')]).load()
+    contents = _CheckpointUnpickler(archive, pickles[0][:-len('/data.pkl')]).load()
+    _check_plain(contents, archive)
+    return contents
+
+
+_PLAIN = {dict, collections.OrderedDict, list, tuple, str, bytes, bytearray, int, float, bool,
+          type(None), np.ndarray}
+
+
+def _check_plain(contents, archive):
+    """Refuse ``contents`` unless it is plain data and arrays all through: no stand-in of a
+    torch global (a storage type, a bare storage, a rebuild function) may leave the reader.
+    Walked without recursion, and each object once, since the memo can make cycles."""
+    seen, stack = set(), [contents]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if type(item) not in _PLAIN:
+            raise archive.error(f'holds a {type(item).__name__.lstrip("_")} where a checkpoint '
+                                f'holds only plain data and tensors')
+        if isinstance(item, dict):
+            stack += [*item, *item.values()]
+        elif isinstance(item, (list, tuple)):
+            stack += item
 
 
 class _Archive:

@@ -16,6 +16,7 @@ import zipfile
 import numpy as np
 import pytest
 
+import mutation
 from minidl.io import WeightFileError, read_torch_checkpoint
 
 
@@ -101,6 +102,7 @@ def write(path, obj, protocol=2, byteorder=b'little', pickled=None, tamper=None)
     entries ``{name: ZipInfo}`` before it is written."""
     with zipfile.ZipFile(path, 'w') as zf:
         zf.writestr('archive/data.pkl', dumps(obj, protocol) if pickled is None else pickled)
+        zf.writestr('archive/version', '3\n')
         if byteorder is not None:
             zf.writestr('archive/byteorder', byteorder)
         for storage in storages_in(obj):
@@ -250,7 +252,7 @@ def test_the_byteorder_record_is_honoured(pt, dtype, kind, byteorder):
 
 
 def test_an_unknown_byteorder_is_refused(pt):
-    write(pt, {'w': tensor(FOUR, 0, (4,), (1,))}, byteorder=b'middle')
+    write(pt, VALID, byteorder=b'middle')
     with pytest.raises(WeightFileError, match="byteorder record is b'middle'"):
         read_torch_checkpoint(pt)
 
@@ -306,6 +308,22 @@ def test_damaged_zips_and_pickles_raise_one_error_naming_the_fault(pt, damage, f
     write(pt, VALID, **damage)
     with pytest.raises(WeightFileError, match=f'crafted.pt: .*({fault})'):
         read_torch_checkpoint(pt)
+
+
+@pytest.mark.parametrize('contents, kind', [
+    (FLOAT, 'StorageType'), (REBUILD, 'method'), (ORDERED_DICT, 'type'),
+    ({'w': [FOUR]}, 'Storage'), (Global('torch', 'uint16'), 'TorchDtype')])
+def test_no_stand_in_of_a_torch_global_leaves_the_reader(pt, contents, kind):
+    write(pt, contents)
+    with pytest.raises(WeightFileError, match=f'holds a {kind} where a checkpoint holds only'):
+        read_torch_checkpoint(pt)
+
+
+def test_cyclic_and_deeply_nested_data_is_walked_without_recursion(pt):
+    deep = b']' * 100_000 + b'a' * 99_999  # [[[...]]], 100 000 deep
+    write(pt, None, pickled=b'\x80\x02' + deep + b'q\x00h\x00a.')  # the outermost in itself
+    contents = read_torch_checkpoint(pt)
+    assert contents[-1] is contents
 
 
 def test_files_that_are_no_checkpoint_say_so(tmp_path):
@@ -420,3 +438,59 @@ def test_a_tensor_cannot_be_rebuilt_by_build(pt):
                          (1, (2,), 'f4', False, 'data'))})
     with pytest.raises(WeightFileError, match='BUILD on a ndarray is not allowed'):
         read_torch_checkpoint(pt)
+
+
+# --- interop: the crafted files read as PyTorch reads them (needs PyTorch) ---
+
+@pytest.mark.interop
+@pytest.mark.parametrize('byteorder', [b'little', b'big'])
+def test_crafted_files_read_as_pytorch_reads_them(pt, byteorder):
+    torch = pytest.importorskip('torch')
+    order = '>' if byteorder == b'big' else '<'
+    floats = storage(np.arange(12) / 8, dtype=f'{order}f4')
+    longs = storage(np.arange(-3, 3) * 2 ** 40, LONG, key='1', dtype=f'{order}i8')
+    halves = storage([0.5, -1, 2], HALF, key='2', dtype=f'{order}f2')
+    write(pt, {'t': tensor(floats, 0, (4, 3), (1, 4)), 'slice': tensor(floats, 5, (2, 2), (4, 1)),
+               'expanded': tensor(floats, 2, (3, 4), (0, 1)), 'scalar': tensor(floats, 11, (), ()),
+               'longs': tensor(longs, 1, (5,), (1,)), 'halves': tensor(halves, 0, (3,), (1,))},
+          byteorder=byteorder)
+    ours, theirs = read_torch_checkpoint(pt), torch.load(pt, weights_only=True)
+    assert list(ours) == list(theirs)
+    for name, tensor_ in theirs.items():
+        np.testing.assert_array_equal(ours[name], tensor_.numpy(), err_msg=name)
+        assert ours[name].dtype == tensor_.numpy().dtype
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize('make, dtype', [
+    (lambda torch: torch.zeros(2, dtype=torch.bfloat16), 'bfloat16'),
+    (lambda torch: torch.zeros(2, dtype=torch.complex64), 'complex64'),
+    (lambda torch: torch.zeros(2, dtype=torch.float8_e4m3fn), 'float8_e4m3fn'),
+    (lambda torch: torch.zeros(2, dtype=torch.uint16), 'uint16'),
+    (lambda torch: torch.quantize_per_tensor(torch.zeros(2), 0.1, 0, torch.qint8), 'qint8'),
+])
+def test_pytorch_tensors_of_other_dtypes_are_named(pt, make, dtype):
+    torch = pytest.importorskip('torch')
+    torch.save({'w': make(torch)}, pt)
+    with pytest.raises(WeightFileError, match=f'dtype {dtype} is not supported'):
+        read_torch_checkpoint(pt)
+
+
+@pytest.mark.interop
+def test_a_pytorch_training_checkpoint_reads_as_pytorch_reads_it(pt):
+    torch = pytest.importorskip('torch')
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    sgd = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+    net(torch.randn(4, 3)).sum().backward()
+    sgd.step()
+    torch.save({'model': net.state_dict(), 'optimizer': sgd.state_dict(), 'epoch': 3}, pt)
+    ours, theirs = read_torch_checkpoint(pt), torch.load(pt, weights_only=True)
+
+    def plain(value):  # torch.load's result with tensors as arrays
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(plain(item) for item in value)
+        return value.numpy() if isinstance(value, torch.Tensor) else value
+    assert mutation.same_arrays(ours, plain(theirs))
+    assert ours['optimizer']['param_groups'] == theirs['optimizer']['param_groups']
