@@ -29,6 +29,7 @@ PyTorch lays weights out channels-first, minidl channels-last (as Keras), so
   variance (``num_batches_tracked`` has no counterpart).
 """
 import collections
+import math
 import os
 import pickle
 import reprlib
@@ -156,8 +157,9 @@ class _Archive:
         are checked against the zip directory before reading, and the bytes read (never more
         than the directory says) against its size and CRC-32."""
         info = self.members.get(name)
+        name = _show(name)[1:-1]
         if info is None:
-            raise self.error(f'has no member {_show(name)}')
+            raise self.error(f'has no member {name}')
         if info.flag_bits & 0x1:
             raise self.error(f'member {name} is encrypted')
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
@@ -239,7 +241,7 @@ class _CheckpointUnpickler(SafeUnpickler):
         if problem:
             raise self.archive.error(f'{where}: {problem}')
         dtype = storage.array.dtype.newbyteorder('=')
-        nbytes = int(np.prod(size, dtype=object)) * dtype.itemsize
+        nbytes = math.prod(size) * dtype.itemsize
         if nbytes > self.budget:
             raise self.archive.error(f'{where} takes {nbytes} bytes (shape {tuple(size)}, '
                                      f'stride {tuple(stride)}), more than its file\'s '

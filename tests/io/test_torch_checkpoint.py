@@ -65,9 +65,10 @@ def test_a_misfit_that_cannot_even_be_converted_is_listed_too():
     del state['1.running_var']
     state['0.weight'] = state['0.weight'][0, 0]  # a 2-D kernel for a Conv2D
     state['7.weight'] = state['7.weight'][:, :20]  # 20 inputs where Flatten gives 24
-    with pytest.raises(ValueError, match=r"(?s)conv2d.* expects \[\(3, 3, 3, 4\), \(4,\)\], 0 gives "
-                                         r"\{'weight': \(3, 3\), 'bias': \(4,\)\}.*1 gives \{.*"
-                                         r"'running_mean': \(4,\)\}.*7 gives \{'weight': \(5, 20\)"):
+    with pytest.raises(ValueError, match=r"(?s)conv2d.* expects \[\(3, 3, 3, 4\), \(4,\)\], "
+                                         r"0 gives \{'weight': \(3, 3\), 'bias': \(4,\)\}.*"
+                                         r"1 gives \{.*'running_mean': \(4,\)\}.*"
+                                         r"7 gives \{'weight': \(5, 20\)"):
         load_torch_weights(tiny_convnet(), state)
 
 

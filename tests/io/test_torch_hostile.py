@@ -303,6 +303,8 @@ def set_flag(name, **fields):
     (dict(pickled=b'\x80\x02(KdQ.'), 'storage record'),
     (dict(pickled=b'\x80\x02Pfoo\n.'), "storage record 'foo'"),
     (dict(pickled=b'\x80\x02}}b.'), 'BUILD on a dict is not allowed'),
+    (dict(pickled=b'\x80\x05\x8f.'), 'opcode EMPTY_SET is not allowed'),
+    (dict(pickled=b'\x80\x05\x97.'), 'opcode NEXT_BUFFER is not allowed'),
 ])
 def test_damaged_zips_and_pickles_raise_one_error_naming_the_fault(pt, damage, fault):
     write(pt, VALID, **damage)

@@ -66,7 +66,7 @@ CONVNET_STATE = read_torch_checkpoint(DATA / 'tiny_convnet.pt')
 CHECKPOINT_CONTENTS = read_torch_checkpoint(CHECKPOINT)
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(changes=mutation.edits(len(CONVNET)))
 def test_a_damaged_checkpoint_reads_unchanged_or_raises(tmp_path, changes):
     mutation.check_read(read_torch_checkpoint, tmp_path / 'damaged.pt',
@@ -82,7 +82,7 @@ def read_anything_plain(path):
     return CHECKPOINT_CONTENTS
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(changes=mutation.edits(len(PICKLE)))
 def test_a_damaged_pickle_reads_plain_data_or_raises(tmp_path, changes):
     mutation.check_read(read_anything_plain, tmp_path / 'damaged.pt',
