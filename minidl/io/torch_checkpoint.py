@@ -93,10 +93,10 @@ def read_torch_checkpoint(path):
     if not os.path.isfile(path):
         raise WeightFileError(path, 'is a directory, not a checkpoint file'
                               if os.path.isdir(path) else 'does not exist')
-    if not zipfile.is_zipfile(path):
-        raise WeightFileError(path, 'not a PyTorch checkpoint (torch.save from PyTorch 1.6 or '
-                                    'later writes a zip file)')
     try:
+        if not zipfile.is_zipfile(path):  # which may raise BadZipFile itself
+            raise WeightFileError(path, 'not a PyTorch checkpoint (torch.save from PyTorch 1.6 '
+                                        'or later writes a zip file)')
         with zipfile.ZipFile(path) as zip_file:
             return _read(_Archive(zip_file, path))
     except WeightFileError:

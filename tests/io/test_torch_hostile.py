@@ -328,6 +328,15 @@ def test_cyclic_and_deeply_nested_data_is_walked_without_recursion(pt):
     assert contents[-1] is contents
 
 
+def test_a_zip_spanning_disks_is_refused_by_the_same_error(pt):
+    """zipfile.is_zipfile itself raises BadZipFile for a zip64 locator of two disks."""
+    data = write(pt, VALID).read_bytes()
+    end = data.rfind(b'PK\x05\x06')
+    pt.write_bytes(data[:end] + struct.pack('<4sLQL', b'PK\x06\x07', 0, 0, 2) + data[end:])
+    with pytest.raises(WeightFileError, match='span multiple disks'):
+        read_torch_checkpoint(pt)
+
+
 def test_files_that_are_no_checkpoint_say_so(tmp_path):
     with pytest.raises(WeightFileError, match='missing.pt: does not exist'):
         read_torch_checkpoint(tmp_path / 'missing.pt')
