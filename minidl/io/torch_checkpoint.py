@@ -142,10 +142,11 @@ def _check_plain(contents, archive):
 
 class _Archive:
     """A zip's members, each read only once its directory entry is found sound: neither
-    encrypted nor compressed by a method torch.save does not write, and of the size wanted."""
+    encrypted nor compressed by a method other than deflate, inside the file (reading a member
+    allocates the size its entry claims) and of the size wanted."""
 
     def __init__(self, zip_file, path):
-        self.zip, self.path = zip_file, path
+        self.zip, self.path, self.size = zip_file, path, os.path.getsize(path)
         self.members = {info.filename: info for info in zip_file.infolist()}
 
     def error(self, problem):
@@ -165,6 +166,12 @@ class _Archive:
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise self.error(f'member {name} is compressed with zip method '
                              f'{info.compress_type}; torch.save stores members uncompressed')
+        if info.header_offset + info.compress_size > self.size:
+            raise self.error(f'member {name} claims {info.compress_size} bytes at offset '
+                             f'{info.header_offset}, past the end of the {self.size}-byte file')
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise self.error(f'member {name} is stored in {info.compress_size} bytes but '
+                             f'claims {info.file_size}')
         if size is not None and info.file_size != size:
             raise self.error(f'member {name} holds {info.file_size} bytes where its record in '
                              f'data.pkl says {size}')

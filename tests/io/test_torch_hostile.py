@@ -9,6 +9,7 @@ import collections
 import copyreg
 import io
 import pickle
+import re
 import struct
 import tracemalloc
 import zipfile
@@ -96,11 +97,12 @@ def storages_in(obj):
     return list(found.values())
 
 
-def write(path, obj, protocol=2, byteorder=b'little', pickled=None, tamper=None):
+def write(path, obj, protocol=2, byteorder=b'little', pickled=None, tamper=None,
+          compression=zipfile.ZIP_STORED):
     """A torch.save-style zip at ``path`` holding ``obj`` (or the bytes ``pickled``) as
     ``archive/data.pkl`` and its storages; ``tamper(infos)`` may edit the zip directory's
     entries ``{name: ZipInfo}`` before it is written."""
-    with zipfile.ZipFile(path, 'w') as zf:
+    with zipfile.ZipFile(path, 'w', compression) as zf:
         zf.writestr('archive/data.pkl', dumps(obj, protocol) if pickled is None else pickled)
         zf.writestr('archive/version', '3\n')
         if byteorder is not None:
@@ -110,6 +112,11 @@ def write(path, obj, protocol=2, byteorder=b'little', pickled=None, tamper=None)
         if tamper:
             tamper({info.filename: info for info in zf.infolist()})
     return path
+
+
+def set_fields(name, **fields):
+    """A ``tamper`` setting ZipInfo ``fields`` of member ``name``."""
+    return lambda infos: [setattr(infos[name], key, value) for key, value in fields.items()]
 
 
 def storage(values, kind=FLOAT, key='0', dtype='<f4', location='cpu'):
@@ -181,6 +188,11 @@ def test_views_inside_their_storage_read_as_pytorch_lays_them_out(pt):
     np.testing.assert_array_equal(state['expanded'], np.broadcast_to(grid[2:6], (3, 4)))
 
 
+def test_a_deflated_checkpoint_reads_too(pt):
+    write(pt, VALID, compression=zipfile.ZIP_DEFLATED)
+    np.testing.assert_array_equal(read_torch_checkpoint(pt)['w'], [1, 2, 3, 4])
+
+
 def test_expanded_views_may_not_outgrow_the_storages(pt):
     write(pt, {'w': tensor(FOUR, 0, (2 ** 20, 2 ** 20), (0, 0))})
     result, peak = peak_bytes(read_torch_checkpoint, pt)
@@ -197,10 +209,22 @@ def test_a_storage_must_have_exactly_the_bytes_its_record_declares(pt):
     with pytest.raises(WeightFileError, match=r'data/0 holds 16 bytes where its record in '
                                               r'data.pkl says 4398046511104'):
         read_torch_checkpoint(pt)
-    write(pt, {'w': tensor(FOUR, 0, (4,), (1,))}, tamper=lambda infos: setattr(
-        infos['archive/data/0'], 'file_size', 1 << 30))
+    write(pt, VALID, tamper=set_fields('archive/data/0', file_size=1 << 30),
+          compression=zipfile.ZIP_DEFLATED)
     with pytest.raises(WeightFileError, match='holds 1073741824 bytes where'):
         read_torch_checkpoint(pt)
+
+
+@pytest.mark.parametrize('sizes, fault', [
+    (dict(compress_size=14 << 20, file_size=14 << 20), 'claims 14680064 bytes at offset 0, '
+                                                       'past the end of the'),
+    (dict(file_size=14 << 20), r'data.pkl is stored in \d+ bytes but claims 14680064')])
+def test_a_member_is_allocated_only_if_the_file_can_hold_it(pt, sizes, fault):
+    """Reading a member allocates the size its zip entry claims, before any byte is read."""
+    write(pt, VALID, tamper=set_fields('archive/data.pkl', **sizes))
+    result, peak = peak_bytes(read_torch_checkpoint, pt)
+    assert isinstance(result, WeightFileError) and re.search(fault, str(result)), result
+    assert peak < 1 << 20
 
 
 def test_a_member_inflating_past_its_declared_size_reads_no_further(pt):
@@ -281,17 +305,12 @@ def test_a_bool_storage_holds_only_zeros_and_ones(pt):
         read_torch_checkpoint(pt)
 
 
-def set_flag(name, **fields):
-    """A ``tamper`` setting ZipInfo ``fields`` of member ``name``."""
-    return lambda infos: [setattr(infos[name], key, value) for key, value in fields.items()]
-
-
 @pytest.mark.parametrize('damage, fault', [
-    (dict(tamper=set_flag('archive/data/0', CRC=0)), "BadZipFile: Bad CRC-32 for file "
+    (dict(tamper=set_fields('archive/data/0', CRC=0)), "BadZipFile: Bad CRC-32 for file "
                                                     "'archive/data/0'"),
-    (dict(tamper=set_flag('archive/data/0', flag_bits=1)), 'member archive/data/0 is encrypted'),
-    (dict(tamper=set_flag('archive/data.pkl', compress_type=99)), 'compressed with zip method 99'),
-    (dict(tamper=set_flag('archive/data/0', compress_type=zipfile.ZIP_LZMA)), 'method 14'),
+    (dict(tamper=set_fields('archive/data/0', flag_bits=1)), 'member archive/data/0 is encrypted'),
+    (dict(tamper=set_fields('archive/data.pkl', compress_type=99)), 'compressed with zip method 99'),
+    (dict(tamper=set_fields('archive/data/0', compress_type=zipfile.ZIP_LZMA)), 'method 14'),
     (dict(pickled=dumps(VALID)[:-2]), 'EOFError|UnpicklingError'),
     (dict(pickled=b'\x80\x02\xff.'), 'pickle opcode 0xff \\(no opcode\\) is not allowed'),
     (dict(pickled=b'\x80\x02X\x02\x00\x00\x00\xff\xfe.'), 'UnicodeDecodeError'),
