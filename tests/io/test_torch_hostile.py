@@ -116,7 +116,10 @@ def write(path, obj, protocol=2, byteorder=b'little', pickled=None, tamper=None,
 
 def set_fields(name, **fields):
     """A ``tamper`` setting ZipInfo ``fields`` of member ``name``."""
-    return lambda infos: [setattr(infos[name], key, value) for key, value in fields.items()]
+    def tamper(infos):
+        for key, value in fields.items():
+            setattr(infos[name], key, value)
+    return tamper
 
 
 def storage(values, kind=FLOAT, key='0', dtype='<f4', location='cpu'):
