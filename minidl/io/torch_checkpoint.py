@@ -1,9 +1,21 @@
-"""PyTorch checkpoints (``torch.save(model.state_dict(), path)``) read without PyTorch, and
-loaded into the matching minidl model.
+"""PyTorch checkpoints (``torch.save(model.state_dict(), path)``, or a training checkpoint
+holding one) read without PyTorch, and loaded into the matching minidl model.
 
-A checkpoint is a zip holding ``data.pkl``, a pickle whose tensors point at raw little-endian
-storages ``data/<key>`` beside it. The pickle is read with a closed list of the globals a
-state_dict uses, so loading a file never runs code from it; anything else is refused.
+A checkpoint is a zip holding ``<dir>/data.pkl``, a pickle whose tensors point at raw
+storages ``<dir>/data/<key>`` beside it, in the byte order ``<dir>/byteorder`` names (little
+when absent). The file comes from a stranger, so the reader trusts nothing in it:
+
+* the pickle is read by :class:`~minidl.io.safe_pickle.SafeUnpickler` with a closed list of
+  the globals a state_dict uses, mapped to inert stand-ins: loading a file never runs its code;
+* a storage is read only when its declared element count times its item size is exactly the
+  size its zip member has, reading no more than that and checking the member's CRC-32;
+* every tensor's offset, sizes and strides are proven inside its storage before its array is
+  made, and the arrays of one file may total at most twice the bytes of the storages read
+  (tied weights view one storage twice) plus 64 KiB, which refuses an expanded view (stride
+  0) of a tiny storage to a huge size: ``torch.save`` of a state_dict never writes one;
+* anything wrong raises :class:`~minidl.io.WeightFileError` naming the file and the fault,
+  the storage key for a storage or a tensor; the errors zipfile and the unpickler raise on
+  damaged bytes become one at the single boundary, :func:`read_torch_checkpoint`.
 
 PyTorch lays weights out channels-first, minidl channels-last (as Keras), so
 :func:`load_torch_weights` converts each layer's weights:
@@ -17,75 +29,315 @@ PyTorch lays weights out channels-first, minidl channels-last (as Keras), so
   variance (``num_batches_tracked`` has no counterpart).
 """
 import collections
+import math
+import os
 import pickle
+import reprlib
+import struct
 import zipfile
+import zlib
 
 import numpy as np
 
-_DTYPES = {f'{name}Storage': np.dtype(dtype) for name, dtype in (
+from minidl.io.errors import WeightFileError
+from minidl.io.safe_pickle import SafeUnpickler
+
+_MAX_PICKLE_BYTES = 16 << 20  # a state_dict's pickle takes about 150 bytes a tensor
+_MAX_RANK = 32                # NumPy's own limit; no weight comes near it
+_MAX_INDEX = 1 << 62          # sizes, strides, offsets and counts are below this
+_VIEW_ALLOWANCE = 64 << 10    # bytes of arrays a file may make beyond twice its storages
+# What zipfile and the unpickler raise on damaged bytes (a bad CRC, a truncated pickle, a
+# malformed record); read_torch_checkpoint turns each into a WeightFileError.
+_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, pickle.UnpicklingError, struct.error,
+           ValueError, TypeError, LookupError, AttributeError, ArithmeticError, MemoryError,
+           RuntimeError, OSError)
+
+_StorageType = collections.namedtuple('_StorageType', 'dtype name')  # dtype None: unsupported
+_TorchDtype = collections.namedtuple('_TorchDtype', 'name')
+_Storage = collections.namedtuple('_Storage', 'key array')  # array: 1-D, in the file's order
+
+_STORAGES = {f'{name}Storage': _StorageType(np.dtype(dtype), dtype) for name, dtype in (
     ('Float', 'float32'), ('Double', 'float64'), ('Half', 'float16'), ('Long', 'int64'),
     ('Int', 'int32'), ('Short', 'int16'), ('Char', 'int8'), ('Byte', 'uint8'),
     ('Bool', 'bool'))}
+_STORAGES.update({f'{name}Storage': _StorageType(None, dtype) for name, dtype in (
+    ('BFloat16', 'bfloat16'), ('ComplexHalf', 'complex32'), ('ComplexFloat', 'complex64'),
+    ('ComplexDouble', 'complex128'), ('QInt8', 'qint8'), ('QUInt8', 'quint8'),
+    ('QInt32', 'qint32'), ('QUInt4x2', 'quint4x2'), ('QUInt2x4', 'quint2x4'))})
+# dtypes without a storage class of their own, which torch.save writes with _rebuild_tensor_v3
+_V3_DTYPES = ('uint16 uint32 uint64 float8_e4m3fn float8_e4m3fnuz float8_e5m2 float8_e5m2fnuz '
+              'float8_e8m0fnu float4_e2m1fn_x2 complex32 bits8 bits16 bits1x8 bits2x4 bits4x2 '
+              'int1 int2 int3 int4 int5 int6 int7 uint1 uint2 uint3 uint4 uint5 uint6 '
+              'uint7').split()
+_SUPPORTED = 'float16/32/64, int8/16/32/64, uint8 and bool'
 
 
-def _rebuild_tensor(storage, offset, size, stride, *_):
-    """An array of ``size`` with element ``stride`` over ``storage`` from ``offset`` (what
-    ``torch._utils._rebuild_tensor_v2`` does for a tensor)."""
-    if not size:
-        return storage[offset].copy()
-    strides = [s * storage.itemsize for s in stride]
-    return np.lib.stride_tricks.as_strided(storage[offset:], tuple(size), strides).copy()
+class _Shown(reprlib.Repr):
+    """Short reprs of values from the file, for messages: no huge string or int in full."""
+
+    def __init__(self):
+        super().__init__()
+        self.maxstring, self.maxother = 200, 80
+
+    def repr_int(self, value, level):
+        return repr(value) if value.bit_length() < 64 else f'<int of {value.bit_length()} bits>'
 
 
-class _CheckpointUnpickler(pickle.Unpickler):
-    """Unpickles a state_dict and nothing else: tensors become NumPy arrays."""
-
-    def __init__(self, file, archive, prefix, path):
-        super().__init__(file)
-        self.archive, self.prefix, self.path = archive, prefix, path
-
-    def find_class(self, module, name):
-        if (module, name) == ('collections', 'OrderedDict'):
-            return collections.OrderedDict
-        if (module, name) == ('torch._utils', '_rebuild_tensor_v2'):
-            return _rebuild_tensor
-        if module == 'torch' and name in _DTYPES:
-            return _DTYPES[name]
-        raise ValueError(f'{self.path}: holds a {module}.{name}, which a state_dict of tensors '
-                         f'does not; save model.state_dict(), not the model object')
-
-    def persistent_load(self, pid):
-        kind, dtype, key, _location, count = pid
-        if kind != 'storage':
-            raise ValueError(f'{self.path}: unknown storage record {pid!r}')
-        raw = self.archive.read(f'{self.prefix}/data/{key}')
-        return np.frombuffer(raw, dtype.newbyteorder('<'), count).astype(dtype)
+_show = _Shown().repr
 
 
 def read_torch_checkpoint(path):
     """The contents of a ``torch.save`` file (PyTorch 1.6 or later) with every tensor as a
-    NumPy array: for a state_dict, ``{name: array}`` in the model's module order."""
+    NumPy array: for a state_dict, ``{name: array}`` in the model's module order. A file that
+    is missing, damaged or holds anything but plain data and tensors raises WeightFileError."""
+    if not os.path.isfile(path):
+        raise WeightFileError(path, 'is a directory, not a checkpoint file'
+                              if os.path.isdir(path) else 'does not exist')
     try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ValueError(f'{path}: not a PyTorch checkpoint (torch.save from PyTorch 1.6 or '
-                         f'later writes a zip file): {exc}') from None
-    with archive:
-        pickles = [name for name in archive.namelist() if name.endswith('/data.pkl')]
-        if not pickles:
-            raise ValueError(f'{path}: a zip file without data.pkl, not a PyTorch checkpoint')
-        prefix = pickles[0][:-len('/data.pkl')]
-        with archive.open(pickles[0]) as file:
-            return _CheckpointUnpickler(file, archive, prefix, path).load()
+        if not zipfile.is_zipfile(path):  # which may raise BadZipFile itself
+            raise WeightFileError(path, 'not a PyTorch checkpoint (torch.save from PyTorch 1.6 '
+                                        'or later writes a zip file)')
+        with zipfile.ZipFile(path) as zip_file:
+            return _read(_Archive(zip_file, path))
+    except WeightFileError:
+        raise
+    except _DAMAGE as exc:
+        raise WeightFileError(path, f'cannot be read ({type(exc).__name__}: '
+                                    f'{_show(str(exc))[1:-1]})') from None
 
 
-def load_torch_weights(model, checkpoint):
-    """Give ``model``'s layers the weights of a PyTorch state_dict (a path or the dict), in
-    order: the n-th minidl layer with weights takes the n-th PyTorch module with parameters.
-    Mismatched counts or shapes are one ValueError listing every misfit."""
-    state = read_torch_checkpoint(checkpoint) if not isinstance(checkpoint, dict) \
-        else checkpoint
-    modules = _modules(state)
+def _read(archive):
+    """What the one ``<dir>/data.pkl`` of ``archive`` (an :class:`_Archive`) holds."""
+    pickles = [name for name in archive.members if name.endswith('/data.pkl')]
+    if len(pickles) != 1:
+        raise archive.error(f'a zip file with {len(pickles)} data.pkl members, not a PyTorch '
+                            f'checkpoint (it has one)')
+    contents = _CheckpointUnpickler(archive, pickles[0][:-len('/data.pkl')]).load()
+    _check_plain(contents, archive)
+    return contents
+
+
+_PLAIN = {dict, collections.OrderedDict, list, tuple, str, bytes, bytearray, int, float, bool,
+          type(None), np.ndarray}
+
+
+def _check_plain(contents, archive):
+    """Refuse ``contents`` unless it is plain data and arrays all through: no stand-in of a
+    torch global (a storage type, a bare storage, a rebuild function) may leave the reader.
+    Walked without recursion, and each object once, since the memo can make cycles."""
+    seen, stack = set(), [contents]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if type(item) not in _PLAIN:
+            raise archive.error(f'holds a {type(item).__name__.lstrip("_")} where a checkpoint '
+                                f'holds only plain data and tensors')
+        if isinstance(item, dict):
+            stack += [*item, *item.values()]
+        elif isinstance(item, (list, tuple)):
+            stack += item
+
+
+class _Archive:
+    """A zip's members, each read only once its directory entry is found sound: neither
+    encrypted nor compressed by a method other than deflate, inside the file (reading a member
+    allocates the size its entry claims) and of the size wanted."""
+
+    def __init__(self, zip_file, path):
+        self.zip, self.path, self.size = zip_file, path, os.path.getsize(path)
+        self.members = {info.filename: info for info in zip_file.infolist()}
+
+    def error(self, problem):
+        """The WeightFileError naming this file and ``problem``."""
+        return WeightFileError(self.path, problem)
+
+    def read(self, name, size=None, most=None):
+        """The bytes of member ``name``: exactly ``size`` of them, or at most ``most``. Sizes
+        are checked against the zip directory before reading, and the bytes read (never more
+        than the directory says) against its size and CRC-32."""
+        info = self.members.get(name)
+        name = _show(name)[1:-1]
+        if info is None:
+            raise self.error(f'has no member {name}')
+        if info.flag_bits & 0x1:
+            raise self.error(f'member {name} is encrypted')
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise self.error(f'member {name} is compressed with zip method '
+                             f'{info.compress_type}; torch.save stores members uncompressed')
+        if info.header_offset + info.compress_size > self.size:
+            raise self.error(f'member {name} claims {info.compress_size} bytes at offset '
+                             f'{info.header_offset}, past the end of the {self.size}-byte file')
+        if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
+            raise self.error(f'member {name} is stored in {info.compress_size} bytes but '
+                             f'claims {info.file_size}')
+        if size is not None and info.file_size != size:
+            raise self.error(f'member {name} holds {info.file_size} bytes where its record in '
+                             f'data.pkl says {size}')
+        if most is not None and info.file_size > most:
+            raise self.error(f'member {name} holds {info.file_size} bytes, more than the '
+                             f'{most} it may')
+        with self.zip.open(info) as member:
+            data = member.read(info.file_size + 1)
+        if len(data) != info.file_size:
+            raise self.error(f'member {name} ends after {len(data)} of its {info.file_size} '
+                             f'bytes')
+        return data
+
+
+class _CheckpointUnpickler(SafeUnpickler):
+    """Unpickles plain data and tensors, which become NumPy arrays, from ``<prefix>/data.pkl``
+    of ``archive``; storages ``<prefix>/data/<key>`` are read as the pickle names them."""
+
+    def __init__(self, archive, prefix):
+        allowed = {('collections', 'OrderedDict'): collections.OrderedDict,
+                   ('torch._utils', '_rebuild_tensor_v2'): self.rebuild_tensor,
+                   ('torch._utils', '_rebuild_parameter'): self.rebuild_parameter,
+                   ('torch._utils', '_rebuild_tensor_v3'): self.refuse_dtype,
+                   ('torch._utils', '_rebuild_qtensor'): self.refuse_quantized,
+                   ('torch.storage', 'UntypedStorage'): _StorageType(np.dtype('uint8'), 'uint8')}
+        allowed.update({('torch', name): kind for name, kind in _STORAGES.items()})
+        allowed.update({('torch', name): _TorchDtype(name) for name in _V3_DTYPES})
+        super().__init__(archive.read(f'{prefix}/data.pkl', most=_MAX_PICKLE_BYTES), allowed,
+                         self.refuse_global)
+        self.archive, self.prefix = archive, prefix
+        self.order = _byteorder(archive, prefix)
+        self.storages = {}
+        self.budget = _VIEW_ALLOWANCE  # bytes the arrays still to be made may take
+
+    def persistent_load(self, pid):
+        """The storage that a record ``('storage', torch.FloatStorage, key, location, count)``
+        names, read once per key."""
+        if not (type(pid) is tuple and len(pid) == 5 and type(pid[0]) is str and
+                pid[0] == 'storage' and isinstance(pid[1], _StorageType) and
+                type(pid[2]) is str and _is_index(pid[4])):
+            raise self.archive.error(f'storage record {_show(pid)} is not (\'storage\', '
+                                     f'storage type, key, location, count)')
+        _, kind, key, _, count = pid
+        if kind.dtype is None:
+            raise self.archive.error(f'storage {_show(key)}: dtype {kind.name} is not '
+                                     f'supported (minidl reads {_SUPPORTED} tensors)')
+        if key not in self.storages:
+            self.storages[key] = self.read_storage(key, kind.dtype, count)
+        storage = self.storages[key]
+        if storage.array.dtype.newbyteorder('=') != kind.dtype or len(storage.array) != count:
+            raise self.archive.error(f'storage {_show(key)} is named twice, with different '
+                                     f'types or sizes')
+        return storage
+
+    def read_storage(self, key, dtype, count):
+        """Storage ``key``: ``count`` elements of ``dtype`` from its member, which must hold
+        exactly ``count * itemsize`` bytes. Each storage lets the arrays made grow by twice
+        its bytes."""
+        raw = self.archive.read(f'{self.prefix}/data/{key}', size=count * dtype.itemsize)
+        if dtype == bool and raw.translate(None, b'\x00\x01'):
+            raise self.archive.error(f'bool storage {_show(key)} holds bytes other than 0 '
+                                     f'and 1')
+        self.budget += 2 * len(raw)
+        return _Storage(key, np.frombuffer(raw, dtype.newbyteorder(self.order)))
+
+    def rebuild_tensor(self, storage, offset, size, stride, *_):
+        """The array ``torch._utils._rebuild_tensor_v2`` makes: ``size`` elements ``stride``
+        apart from element ``offset`` of ``storage``, copied out (in native byte order) once
+        proven inside it and within the file's budget of array bytes."""
+        if not isinstance(storage, _Storage):
+            raise self.archive.error(f'a tensor on {_show(storage)}, not on a storage')
+        where = f'the tensor on storage {_show(storage.key)}'
+        problem = _view_problem(len(storage.array), offset, size, stride)
+        if problem:
+            raise self.archive.error(f'{where}: {problem}')
+        dtype = storage.array.dtype.newbyteorder('=')
+        nbytes = math.prod(size) * dtype.itemsize
+        if nbytes > self.budget:
+            raise self.archive.error(f'{where} takes {nbytes} bytes (shape {tuple(size)}, '
+                                     f'stride {tuple(stride)}), more than its file\'s '
+                                     f'storages can hold')
+        self.budget -= nbytes
+        if nbytes == 0:
+            return np.empty(size, dtype)
+        itemsize = storage.array.itemsize
+        view = np.lib.stride_tricks.as_strided(storage.array[offset:], tuple(size),
+                                               tuple(s * itemsize for s in stride))
+        return view.astype(dtype)
+
+    def rebuild_parameter(self, data, *_):
+        """``torch._utils._rebuild_parameter``: a Parameter is its tensor."""
+        if not isinstance(data, np.ndarray):
+            raise self.archive.error(f'a parameter of {_show(data)}, not of a tensor')
+        return data
+
+    def refuse_dtype(self, *args):
+        """``torch._utils._rebuild_tensor_v3``, which torch.save writes for dtypes without a
+        storage type (float8, uint16, ...): none that minidl reads."""
+        dtype = args[6].name if len(args) > 6 and isinstance(args[6], _TorchDtype) else None
+        raise self.archive.error(f'dtype {dtype or "unknown"} is not supported (minidl reads '
+                                 f'{_SUPPORTED} tensors)')
+
+    def refuse_quantized(self, *_):
+        """``torch._utils._rebuild_qtensor``: quantized tensors are not read."""
+        raise self.archive.error(f'quantized tensors are not supported (minidl reads '
+                                 f'{_SUPPORTED} tensors)')
+
+    def refuse_global(self, module, name):
+        """The error for a global outside the closed list."""
+        return self.archive.error(f'holds a {_show(module)[1:-1]}.{_show(name)[1:-1]}, which a '
+                                  f'state_dict of tensors does not; save model.state_dict(), '
+                                  f'not the model object')
+
+    def build(self, instance, state):
+        """BUILD: only the ``_metadata`` torch sets on a state_dict (module versions, which
+        minidl has no use for); it is dropped."""
+        if type(instance) is not collections.OrderedDict or type(state) is not dict:
+            raise self.archive.error(f'pickle opcode BUILD on a {type(instance).__name__} is '
+                                     f'not allowed')
+
+
+def _byteorder(archive, prefix):
+    """The byte order (``'<'`` or ``'>'``) the ``<prefix>/byteorder`` record names; PyTorch
+    before 1.11 wrote none, and only little-endian files."""
+    if f'{prefix}/byteorder' not in archive.members:
+        return '<'
+    record = archive.read(f'{prefix}/byteorder', most=16)
+    if record not in (b'little', b'big'):
+        raise archive.error(f'byteorder record is {_show(record)}, not little or big')
+    return '<' if record == b'little' else '>'
+
+
+def _is_index(value):
+    """True for an int (not a bool) in ``[0, 2**62)``: a size, stride, offset or count."""
+    return type(value) is int and 0 <= value < _MAX_INDEX
+
+
+def _view_problem(count, offset, size, stride):
+    """Why ``size`` elements ``stride`` apart from element ``offset`` are not a view inside a
+    storage of ``count`` elements, or None when they are."""
+    if type(size) is not tuple or type(stride) is not tuple:
+        return f'size {_show(size)} and stride {_show(stride)} are not both tuples'
+    if len(size) != len(stride) or len(size) > _MAX_RANK:
+        return (f'{len(size)} sizes and {len(stride)} strides, where a tensor has as many of '
+                f'each, at most {_MAX_RANK}')
+    if not all(_is_index(n) for n in (offset, *size, *stride)):
+        return (f'offset {_show(offset)}, size {_show(size)} and stride {_show(stride)} are '
+                f'not all ints in [0, 2**62)')
+    if 0 in size:
+        return f'offset {offset} is past the {count} elements of its storage' \
+            if offset > count else None
+    last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+    return (f'size {size} with stride {stride} from offset {offset} reaches element {last}, '
+            f'past the {count} elements of its storage') if last >= count else None
+
+
+def load_torch_weights(model, checkpoint, key=None):
+    """Give ``model``'s layers the weights of a PyTorch state_dict, in order: the n-th minidl
+    layer with weights takes the n-th PyTorch module with parameters. ``checkpoint`` is a path
+    or what :func:`read_torch_checkpoint` returned: a state_dict, or a training checkpoint
+    such as ``{'model': state_dict, 'optimizer': ..., 'epoch': 3}`` whose one state_dict is
+    used (``key`` names it when there are several). Mismatched counts or shapes are one
+    ValueError listing every misfit."""
+    source = 'the checkpoint dict' if isinstance(checkpoint, dict) else checkpoint
+    contents = checkpoint if isinstance(checkpoint, dict) else read_torch_checkpoint(checkpoint)
+    modules = _modules(_state_dict(contents, key, source))
     targets = _weight_layers(model)
     if len(modules) != len(targets):
         raise ValueError(f'the checkpoint has {len(modules)} modules with parameters '
@@ -94,7 +346,9 @@ def load_torch_weights(model, checkpoint):
     converted, problems = [], []
     for (layer, flattened), (name, params) in zip(targets, modules.items()):
         arrays = _convert(layer, params, flattened)
-        expected, got = [w.shape for w in layer.weights], [a.shape for a in arrays]
+        expected = [w.shape for w in layer.weights]
+        got = [a.shape for a in arrays] if arrays is not None else \
+            {param: array.shape for param, array in params.items()}
         if expected != got:
             problems.append(f'{layer.name} expects {expected}, {name} gives {got}')
         converted.append(arrays)
@@ -104,13 +358,49 @@ def load_torch_weights(model, checkpoint):
         layer.set_weights(arrays)
 
 
+def _state_dict(contents, key, source):
+    """The state_dict in ``contents``: ``contents[key]``, else ``contents`` itself, else its
+    one value that is a state_dict (as in a training checkpoint)."""
+    if key is not None:
+        if not isinstance(contents, dict) or key not in contents:
+            raise WeightFileError(source, f'has no key {_show(key)} (its keys: '
+                                          f'{_keys(contents)})')
+        if not _is_state_dict(contents[key]):
+            raise WeightFileError(source, f'{_show(key)} is not a state_dict (a dict of '
+                                          f'parameter names to tensors)')
+        return contents[key]
+    if _is_state_dict(contents):
+        return contents
+    found = [k for k, value in contents.items() if _is_state_dict(value)] \
+        if isinstance(contents, dict) else []
+    if len(found) == 1:
+        return contents[found[0]]
+    if found:
+        raise WeightFileError(source, f'holds {len(found)} state_dicts, under the keys '
+                                      f'{_show(found)[1:-1]}; pass key= one of them')
+    raise WeightFileError(source, f'holds no state_dict (a dict of parameter names to '
+                                  f'tensors), itself or under one of its keys ({_keys(contents)})')
+
+
+def _is_state_dict(value):
+    """True for a non-empty dict of str names to arrays."""
+    return isinstance(value, dict) and bool(value) and all(
+        type(name) is str and isinstance(array, np.ndarray) for name, array in value.items())
+
+
+def _keys(contents):
+    """The top-level keys of what a checkpoint holds, for messages."""
+    return _show(list(contents))[1:-1] if isinstance(contents, dict) else \
+        f'none: it holds a {type(contents).__name__}'
+
+
 def _modules(state):
     """``{module name: {parameter name: array}}`` for the modules that hold parameters."""
     modules = collections.OrderedDict()
     for key, value in state.items():
         module, _, param = key.rpartition('.')
         if param != 'num_batches_tracked':
-            modules.setdefault(module, {})[param] = np.asarray(value)
+            modules.setdefault(module, {})[param] = value
     return modules
 
 
@@ -130,17 +420,23 @@ def _weight_layers(model):
 
 
 def _convert(layer, params, flattened):
-    """The PyTorch parameters of one module, as the arrays ``layer.set_weights`` takes."""
+    """The PyTorch parameters of one module as the arrays ``layer.set_weights`` takes, or
+    None when they cannot be: a parameter missing, or a kernel of another rank or size."""
     kind = type(layer).__name__
     if kind == 'BatchNormalization':
-        return [params['weight'], params['bias'], params['running_mean'], params['running_var']]
-    kernel = params['weight']
+        names = ('weight', 'bias', 'running_mean', 'running_var')
+        return [params[name] for name in names] if set(names) <= set(params) else None
+    kernel = params.get('weight')
+    if kernel is None or kernel.ndim != len(layer.weights[0].shape):
+        return None
     if kind in ('Conv2D', 'Conv1D'):
         kernel = np.moveaxis(kernel, (0, 1), (-1, -2))  # (out, in, *k) -> (*k, in, out)
     elif kind == 'Dense':
         kernel = kernel.T
         if flattened is not None:  # rows in PyTorch's (C, H, W) order -> minidl's (H, W, C)
             *spatial, channels = flattened
+            if len(kernel) != np.prod(flattened):
+                return None
             kernel = np.moveaxis(kernel.reshape(channels, *spatial, -1), 0, -2).reshape(
                 -1, kernel.shape[-1])
     return [kernel] + ([params['bias']] if 'bias' in params else [])

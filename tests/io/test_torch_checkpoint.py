@@ -1,14 +1,16 @@
 """PyTorch checkpoints read without PyTorch, and loaded into the matching minidl models.
 
 The checkpoints and PyTorch's outputs on fixed inputs were written by
-``data/make_torch_fixtures.py``; these tests need no PyTorch."""
+``data/make_torch_fixtures.py``; these tests need no PyTorch, except those marked ``interop``,
+which check crafted files against ``torch.load`` (skipped where PyTorch is not installed).
+Crafted and hostile files have their own tests, in test_torch_hostile.py."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from minidl import layers, models
-from minidl.io import load_torch_weights, read_torch_checkpoint
+from minidl.io import WeightFileError, load_torch_weights, read_torch_checkpoint
 
 DATA = Path(__file__).parent / 'data'
 
@@ -58,9 +60,63 @@ def test_a_model_that_does_not_fit_lists_every_misfit():
         load_torch_weights(shorter, DATA / 'tiny_convnet.pt')
 
 
+def test_a_misfit_that_cannot_even_be_converted_is_listed_too():
+    state = read_torch_checkpoint(DATA / 'tiny_convnet.pt')
+    del state['1.running_var']
+    state['0.weight'] = state['0.weight'][0, 0]  # a 2-D kernel for a Conv2D
+    state['7.weight'] = state['7.weight'][:, :20]  # 20 inputs where Flatten gives 24
+    with pytest.raises(ValueError, match=r"(?s)conv2d.* expects \[\(3, 3, 3, 4\), \(4,\)\], "
+                                         r"0 gives \{'weight': \(3, 3\), 'bias': \(4,\)\}.*"
+                                         r"1 gives \{.*'running_mean': \(4,\)\}.*"
+                                         r"7 gives \{'weight': \(5, 20\)"):
+        load_torch_weights(tiny_convnet(), state)
+
+
 def test_only_state_dicts_are_unpickled(tmp_path):
-    with pytest.raises(ValueError, match=r'holds a .*save model.state_dict\(\), not the model'):
+    with pytest.raises(WeightFileError, match=r'holds a .*save model.state_dict\(\), not the '
+                                              r'model'):
         read_torch_checkpoint(DATA / 'whole_module.pt')
     (tmp_path / 'notes.pt').write_text('not a checkpoint')
-    with pytest.raises(ValueError, match='not a PyTorch checkpoint'):
+    with pytest.raises(WeightFileError, match='notes.pt: not a PyTorch checkpoint'):
         read_torch_checkpoint(tmp_path / 'notes.pt')
+
+
+def conv1d_net():
+    """minidl's twin of make_torch_fixtures.tiny_conv1d."""
+    return models.Sequential([
+        layers.Input((7, 2)), layers.Conv1D(3, 3, activation='relu'), layers.Flatten(),
+        layers.Dense(2)])
+
+
+def test_a_training_checkpoint_reads_whole_and_loads_its_state_dict():
+    checkpoint = read_torch_checkpoint(DATA / 'tiny_checkpoint.pt')
+    assert checkpoint['epoch'] == 3 and list(checkpoint['model']) == [
+        '0.weight', '0.bias', '3.weight', '3.bias']
+    adam = checkpoint['optimizer']
+    assert adam['param_groups'][0]['betas'] == (0.9, 0.999)
+    assert adam['param_groups'][0]['params'] == [0, 1, 2, 3]
+    assert adam['state'][0]['step'] == 1 and adam['state'][0]['exp_avg'].shape == (3, 2, 3)
+    from_file, from_dict = conv1d_net(), conv1d_net()
+    load_torch_weights(from_file, DATA / 'tiny_checkpoint.pt')
+    load_torch_weights(from_dict, checkpoint['model'])
+    x = np.random.default_rng(0).normal(size=(2, 7, 2)).astype(np.float32)
+    np.testing.assert_array_equal(from_file.predict(x), from_dict.predict(x))
+
+
+def test_a_checkpoint_with_several_state_dicts_says_which_key_to_pass():
+    checkpoint = read_torch_checkpoint(DATA / 'tiny_checkpoint.pt')
+    checkpoint['ema'] = {name: array * 0 for name, array in checkpoint['model'].items()}
+    with pytest.raises(WeightFileError, match=r"holds 2 state_dicts, under the keys 'model', "
+                                              r"'ema'; pass key= one of them"):
+        load_torch_weights(conv1d_net(), checkpoint)
+    model = conv1d_net()
+    load_torch_weights(model, checkpoint, key='ema')
+    assert not any(w.any() for w in model.get_weights())
+    with pytest.raises(WeightFileError, match=r"has no key 'net' \(its keys: 'model', "
+                                              r"'optimizer', 'epoch', 'ema'\)"):
+        load_torch_weights(conv1d_net(), checkpoint, key='net')
+    with pytest.raises(WeightFileError, match="'optimizer' is not a state_dict"):
+        load_torch_weights(conv1d_net(), checkpoint, key='optimizer')
+    with pytest.raises(WeightFileError, match=r"the checkpoint dict: holds no state_dict .*"
+                                              r"\('optimizer', 'epoch'\)"):
+        load_torch_weights(conv1d_net(), {'optimizer': checkpoint['optimizer'], 'epoch': 3})

@@ -35,6 +35,16 @@ def save(name, net, x):
     np.savez(HERE / f'{name}_io.npz', x=channels_last, y=y.numpy())
 
 
+def training_checkpoint(net, x):
+    """What a training loop saves: the model's and Adam's state_dicts (after one step on a
+    squared-output loss) and the epoch."""
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net(x).square().mean().backward()
+    optimizer.step()
+    torch.save({'model': net.state_dict(), 'optimizer': optimizer.state_dict(), 'epoch': 3},
+               HERE / 'tiny_checkpoint.pt')
+
+
 def main():
     torch.manual_seed(0)
     net = tiny_convnet()
@@ -45,6 +55,7 @@ def main():
     save('tiny_convnet', net, torch.randn(2, 3, 8, 8))
     save('tiny_conv1d', tiny_conv1d(), torch.randn(2, 2, 7))
     torch.save(net, HERE / 'whole_module.pt')  # a pickled module, not a state_dict
+    training_checkpoint(tiny_conv1d(), torch.randn(2, 2, 7))
 
 
 if __name__ == '__main__':
