@@ -257,7 +257,7 @@ class Reader:
         read; ``ordered`` says whether the file declared their order (``layer_names``, or
         groups that track creation order) rather than leaving h5py's alphabetical one."""
         names = self.names(group, 'layer_names')
-        ordered = names is not None or bool(group.id.get_create_plist().get_link_creation_order())
+        ordered = names is not None or _tracks_order(group)
         found = []
         for name in names if names is not None else list(group.keys()):
             sub = group.get(name)
@@ -271,6 +271,13 @@ class Reader:
             elif weight_names:
                 found.append((name, [(n, self.dataset(sub, n)) for n in weight_names]))
         return found, ordered
+
+
+def _tracks_order(group):
+    """Whether ``group`` records the order its members were created in (h5py then lists them
+    in that order; ``track_order=True``)."""
+    group = group['/'] if isinstance(group, h5py.File) else group  # a File's id is the file's
+    return bool(group.id.get_create_plist().get_link_creation_order())
 
 
 def _as_bytes(value):
