@@ -16,10 +16,13 @@ text, so damage is refused instead of loaded.
 
 Reading: before h5py opens a file, every global heap collection in it (older minidl and
 Keras files hold their names there) is walked as libhdf5 walks it, and one that would make
-libhdf5 loop forever or read outside it is refused (see :func:`check_global_heaps`). Then every
-attribute and dataset is checked from its metadata (kind, shape, storage, bytes against the
-file's size) before its data is read, and any h5py error on the way becomes a
-:class:`~minidl.io.WeightFileError` naming the file.
+libhdf5 loop forever or read outside it is refused (see :func:`check_global_heaps`); before a
+variable-length attribute is read, its references into those heaps are checked in its object
+header, since libhdf5 allocates whatever length a reference declares. Every attribute and
+dataset is checked from its metadata (kind, shape, storage, bytes against the file's size)
+before its data is read, and any h5py error on the way becomes a
+:class:`~minidl.io.WeightFileError` naming the file. Only what HDF5's file format
+specification says of these few structures is parsed here; everything else is h5py's.
 """
 import contextlib
 import itertools
@@ -36,11 +39,14 @@ from minidl.io.errors import WeightFileError
 HEADER_LIMIT = 64000  # bytes a fixed-length attribute may take in an object header
 _HEAP_HEADER = struct.Struct('<4sB3xQ')  # signature, version, reserved, collection size
 _HEAP_OBJECT = struct.Struct('<HH4xQ')  # heap object index, reference count, reserved, size
+MAX_MESSAGES = 1 << 16  # messages one object header walk looks at
+_REFERENCE = struct.Struct('<IQI')  # a variable-length value: length, heap address, index
 
 
 # --- opening -----------------------------------------------------------------------------
 def check_global_heaps(path, data):
-    """Refuse a file whose global heap collections libhdf5 could not walk safely.
+    """Refuse a file whose global heap collections libhdf5 could not walk safely; return
+    ``{collection address: {object index: object size}}`` of those it holds.
 
     ``data`` is the file's bytes (an mmap). A collection is ``GCOL``, version 1, its size, then
     objects: index (2 bytes), reference count (2), reserved (4), size (8), data padded to 8
@@ -48,16 +54,17 @@ def check_global_heaps(path, data):
     object to object by these sizes; a zero-sized free-space object never moves it on (a
     hang inside libhdf5, holding the GIL), and a size past the end reads outside the heap.
     Every ``GCOL`` version 1 in the file is checked, wherever it lies."""
-    start = data.find(b'GCOL')
+    heaps, start = {}, data.find(b'GCOL')
     while start >= 0:
         if data[start + 4:start + 5] == b'\x01':
-            _check_heap(path, data, start)
+            heaps[start] = _check_heap(path, data, start)
         start = data.find(b'GCOL', start + 1)
+    return heaps
 
 
 def _check_heap(path, data, start):
-    """Walk one collection at ``start`` as libhdf5 does; refuse anything that stalls or
-    leaves the collection."""
+    """Walk one collection at ``start`` as libhdf5 does, returning ``{index: size}`` of its
+    objects; refuse anything that stalls or leaves the collection."""
     if start + _HEAP_HEADER.size > len(data):
         raise WeightFileError(path, f'global heap at byte {start} is cut off')
     size = _HEAP_HEADER.unpack_from(data, start)[2]
@@ -65,14 +72,16 @@ def _check_heap(path, data, start):
     if size < _HEAP_HEADER.size or end > len(data):
         raise WeightFileError(path, f'global heap at byte {start} declares {size} bytes, '
                                     f'more than the file holds')
-    offset = start + _HEAP_HEADER.size
+    offset, objects = start + _HEAP_HEADER.size, {}
     while end - offset >= _HEAP_OBJECT.size:
         index, _, length = _HEAP_OBJECT.unpack_from(data, offset)
         step = length if index == 0 else _HEAP_OBJECT.size + -(-length // 8) * 8
         if step < _HEAP_OBJECT.size or offset + step > end:
             raise WeightFileError(path, f'global heap at byte {start} is damaged: object '
                                         f'{index} at byte {offset} declares {length} bytes')
+        objects[index] = length
         offset += step
+    return objects
 
 
 @contextlib.contextmanager
@@ -84,9 +93,9 @@ def open_h5(path):
     with _errors_named(path):
         size = _regular_file_size(path)
         with open(path, 'rb') as raw, mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            check_global_heaps(path, data)
-        with h5py.File(path, 'r') as f:
-            yield Reader(f, path, size)
+            heaps = check_global_heaps(path, data)
+            with h5py.File(path, 'r') as f:
+                yield Reader(f, path, data, heaps)
 
 
 def _regular_file_size(path):
@@ -109,9 +118,70 @@ def _errors_named(path):
     except WeightFileError:
         raise
     except (OSError, KeyError, RuntimeError, TypeError, ValueError, IndexError,
-            OverflowError) as exc:
+            OverflowError, struct.error) as exc:
         raise WeightFileError(path, f'damaged or not an HDF5 file ({type(exc).__name__}: '
                                     f'{exc})') from None
+
+
+def _attribute_data(data, address, name):
+    """Where the value of attribute ``name`` starts in the object header at ``address`` (a
+    version 1 header, as h5py and Keras write by default, or version 2), None if it is not
+    there (dense attribute storage, shared messages)."""
+    for kind, at in _header_messages(data, address):
+        if kind == 0x0C and data[at] in (1, 2, 3):
+            version = data[at]
+            name_size, type_size, space_size = struct.unpack_from('<HHH', data, at + 2)
+            pad = (lambda n: -(-n // 8) * 8) if version == 1 else (lambda n: n)
+            start = at + (9 if version == 3 else 8)
+            if bytes(data[start:start + name_size]).rstrip(b'\0') == name:
+                return start + pad(name_size) + pad(type_size) + pad(space_size)
+    return None
+
+
+def _header_messages(data, address):
+    """``(message type, payload offset)`` of the messages of the object header at
+    ``address`` (at most ``MAX_MESSAGES``), continuation blocks followed once each; the walk
+    stops at anything that leaves the file or its block."""
+    first = _first_block(data, address)
+    if first is None:
+        return
+    version, head = first[0], 8 if first[0] == 1 else 6 if data[address + 5] & 0x04 else 4
+    blocks, seen, budget = [first[1:]], set(), MAX_MESSAGES
+    while blocks and budget:
+        at, end = blocks.pop()
+        if (at, end) in seen:
+            continue
+        seen.add((at, end))
+        end = min(end, len(data))
+        while budget and at + head <= end:
+            budget -= 1
+            kind, size, flags = struct.unpack_from('<HHB' if version == 1 else '<BHB', data, at)
+            payload = at + head
+            if payload + size > end:
+                break
+            if kind == 0x10 and size >= 16:
+                offset, length = struct.unpack_from('<QQ', data, payload)
+                if version == 1:
+                    blocks.append((offset, offset + length))
+                elif data[offset:offset + 4] == b'OCHK':
+                    blocks.append((offset + 4, offset + length - 4))
+            elif not flags & 0x02:  # a shared message holds a reference, not the message
+                yield kind, payload
+            at = payload + size
+
+
+def _first_block(data, address):
+    """``(version, first message offset, end)`` of the object header at ``address``, None if
+    none of the two versions starts there."""
+    if data[address:address + 5] == b'OHDR\x02' and address + 6 <= len(data):
+        flags = data[address + 5]
+        at = address + 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
+        width = 1 << (flags & 0x03)
+        size = int.from_bytes(data[at:at + width], 'little')
+        return 2, at + width, at + width + size
+    if data[address:address + 1] == b'\x01' and address + 16 <= len(data):
+        return 1, address + 16, address + 16 + struct.unpack_from('<I', data, address + 8)[0]
+    return None
 
 
 # --- writing -----------------------------------------------------------------------------
@@ -160,10 +230,12 @@ def write_layers(group, model, weights_of):
 # --- reading -----------------------------------------------------------------------------
 class Reader:
     """An open h5 file (``.file``) read defensively: each attribute and dataset is checked
-    from its metadata before its data is read, and errors name the file (``.path``)."""
+    from its metadata before its data is read, and errors name the file (``.path``).
+    ``data`` is the file's bytes, ``heaps`` what :func:`check_global_heaps` found."""
 
-    def __init__(self, file, path, size):
-        self.file, self.path, self.size = file, path, size
+    def __init__(self, file, path, data, heaps):
+        self.file, self.path, self.data, self.heaps = file, path, data, heaps
+        self.size = len(data)
 
     def error(self, problem):
         return WeightFileError(self.path, problem)
@@ -210,7 +282,28 @@ class Reader:
         if not is_text or not shape_ok or count * aid.dtype.itemsize > self.size:
             raise self.error(f'attribute {key} of {obj.name} should be text, is {aid.dtype} '
                              f'of shape {aid.shape}')
+        if aid.dtype.kind != 'S':
+            self._check_references(obj, key, count)
         return obj.attrs[key]
+
+    def _check_references(self, obj, key, count):
+        """Check a variable-length text attribute's references before libhdf5 follows them:
+        libhdf5 allocates the length a reference declares before it looks at the heap, so
+        each must name an object of a checked global heap and declare no more than it holds.
+        The attribute is found in its object's header, ``count`` references of 16 bytes."""
+        raw = _attribute_data(self.data, h5py.h5o.get_info(obj.id).addr, key.encode())
+        superblock = self.data[:16]  # signature, version, ..., sizes of offsets and lengths
+        sizes = superblock[13:15] if superblock[8] < 2 else superblock[9:11]
+        if raw is None or raw + 16 * count > self.size or sizes != b'\x08\x08' or \
+                superblock[:8] != b'\x89HDF\r\n\x1a\n':
+            raise self.error(f'attribute {key} of {obj.name} is stored where minidl cannot '
+                             f'check it')
+        for at in range(raw, raw + 16 * count, 16):
+            length, heap, index = _REFERENCE.unpack_from(self.data, at)
+            if length and length > self.heaps.get(heap, {}).get(index, -1):
+                raise self.error(f'attribute {key} of {obj.name} is damaged: it refers to '
+                                 f'{length} bytes of global heap object {index} at byte '
+                                 f'{heap}, which holds fewer')
 
     def _decode(self, data, key):
         try:

@@ -4,6 +4,7 @@ changed weight. Every file is built in the test."""
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import textwrap
@@ -118,12 +119,10 @@ def test_a_zeroed_heap_object_in_a_long_config_minidl_wrote_is_refused(tmp_path,
     assert 'refused:' in output and 'long.h5' in output and 'global heap' in output
 
 
-@pytest.mark.parametrize('call', ['models.load_model', 'model.load_weights'])
-def test_a_zeroed_heap_object_in_a_file_with_variable_length_names_is_refused(tmp_path, call):
-    """Older minidl and Keras files keep every name in a global heap (h5py's default)."""
-    path = tmp_path / 'old.h5'
-    model = dense_net()
-    with h5py.File(path, 'w') as f:
+def write_variable_length(path, model, libver='earliest'):
+    """``model`` saved as older minidl versions did, every name and the config a
+    variable-length string in a global heap (h5py's default for str)."""
+    with h5py.File(path, 'w', libver=libver) as f:
         f.attrs['model_config'] = json.dumps(saving.serialize(model))
         group = f.create_group('model_weights')
         group.attrs['layer_names'] = [layer.name for layer in model.layers]
@@ -132,10 +131,47 @@ def test_a_zeroed_heap_object_in_a_file_with_variable_length_names_is_refused(tm
             sub.attrs['weight_names'] = ['kernel', 'bias']
             sub.create_dataset('kernel', data=layer.get_weights()[0])
             sub.create_dataset('bias', data=layer.get_weights()[1])
+
+
+@pytest.mark.parametrize('call', ['models.load_model', 'model.load_weights'])
+def test_a_zeroed_heap_object_in_a_file_with_variable_length_names_is_refused(tmp_path, call):
+    """Older minidl and Keras files keep every name in a global heap."""
+    path = tmp_path / 'old.h5'
+    model = dense_net()
+    write_variable_length(path, model)
     assert same_weights(models.load_model(path).get_weights(), model.get_weights())
     zero_first_heap_object(path)
     output = load_under_timeout(path, call)
     assert 'refused:' in output and 'old.h5' in output and 'global heap' in output
+
+
+@pytest.mark.parametrize('libver', ['earliest', 'latest'])  # object headers version 1, 2
+def test_a_variable_length_string_declaring_gigabytes_is_refused_unread(tmp_path, libver):
+    """libhdf5 allocates the length a variable-length reference declares before it reads the
+    heap: a damaged length must be refused before libhdf5 sees it."""
+    path = tmp_path / 'old.h5'
+    model = dense_net()
+    write_variable_length(path, model, libver)
+    assert same_weights(models.load_model(path).get_weights(), model.get_weights())
+    data = bytearray(path.read_bytes())
+    config = json.dumps(saving.serialize(model)).encode()
+    reference = struct.pack('<IQ', len(config), heap_object_offsets(bytes(data))[0] - 16)
+    assert bytes(data).count(reference) == 1
+    at = bytes(data).find(reference)
+    data[at:at + 4] = struct.pack('<I', 3 << 30)
+    path.write_bytes(bytes(data))
+    code, output = run_python(f'''
+        import resource
+        from minidl import models
+        from minidl.io import WeightFileError
+        try:
+            models.load_model({str(path)!r})
+        except WeightFileError as exc:
+            print('refused:', exc)
+        print('peak MB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss >> 10)
+        ''')
+    assert code == 0 and 'refused:' in output, output  # version 2 headers: a checksum
+    assert int(output.split('peak MB')[1]) < 1000, output
 
 
 def test_the_heap_check_of_a_large_file_is_fast(tmp_path):
