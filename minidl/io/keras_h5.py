@@ -91,23 +91,21 @@ def open_h5(path):
     the file."""
     path = os.fspath(path)
     with _errors_named(path):
-        size = _regular_file_size(path)
+        _check_regular_file(path)
         with open(path, 'rb') as raw, mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as data:
             heaps = check_global_heaps(path, data)
             with h5py.File(path, 'r') as f:
                 yield Reader(f, path, data, heaps)
 
 
-def _regular_file_size(path):
-    """The size of ``path``, which must be a non-empty regular file."""
+def _check_regular_file(path):
+    """Refuse a ``path`` that is not a non-empty regular file (which mmap and h5py need)."""
     if not os.path.exists(path):
         raise WeightFileError(path, 'no such file')
     if not os.path.isfile(path):
         raise WeightFileError(path, 'is not a regular file (a directory?)')
-    size = os.path.getsize(path)
-    if size == 0:
+    if os.path.getsize(path) == 0:
         raise WeightFileError(path, 'is empty')
-    return size
 
 
 @contextlib.contextmanager
@@ -279,6 +277,8 @@ class Reader:
         is_text = aid.dtype.kind == 'S' or h5py.check_string_dtype(aid.dtype) is not None
         shape_ok = aid.shape == () if scalar else len(aid.shape) <= 1
         count = int(np.prod(aid.shape, dtype=np.int64))
+        if count == 0 and not scalar:
+            return []  # older minidl stored "no weights" as an empty float array
         if not is_text or not shape_ok or count * aid.dtype.itemsize > self.size:
             raise self.error(f'attribute {key} of {obj.name} should be text, is {aid.dtype} '
                              f'of shape {aid.shape}')
