@@ -105,6 +105,8 @@ class Optimizer(Configurable):
         """Resume from :meth:`get_state`'s ``(iterations, slots)`` for the same ``params``:
         each slot array is copied to its weight's dtype and device. Slots that do not fit
         their weight are a ValueError naming the weight, and nothing is changed."""
+        if iterations < 0:
+            raise ValueError(f'{self.name}: iterations must be >= 0, got {iterations}')
         for param, state in zip(params, slots):
             if state and sorted(state) != sorted(self.slot_names):
                 raise ValueError(f'{self.name}: weight {param.name!r} has slots '

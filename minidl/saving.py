@@ -195,8 +195,7 @@ def load_weights(model, filepath):
     file's order and to each layer's weights by name."""
     remove_stale_temps(filepath)
     with keras_h5.open_h5(filepath) as reader:
-        f = reader.file
-        group = f['model_weights'] if 'model_weights' in f else f
+        group = reader.group(reader.file, 'model_weights') or reader.file
         _load_layers(reader, model, *reader.layers(group))
 
 
@@ -222,7 +221,7 @@ def _write_optimizer(f, model):
 def _load_optimizer(reader, model):
     """Restore the optimizer state ``_write_optimizer`` stored (files without one train on
     from a fresh optimizer, as before)."""
-    group = reader.file.get('optimizer_weights')
+    group = reader.group(reader.file, 'optimizer_weights')
     if group is None:
         return
     names = reader.names(group, 'weight_names') or []
@@ -269,8 +268,8 @@ def load_model(filepath, compile=True):  # noqa: A002
         if config is None:
             raise reader.error('no model_config attribute; was it written by save_weights '
                                'rather than save?')
-        group = f.get('model_weights')
-        if not isinstance(group, h5py.Group):
+        group = reader.group(f, 'model_weights')
+        if group is None:
             raise reader.error('no model_weights group')
         stored, ordered = reader.layers(group)
         budget = _stored_bytes(stored) + BUILD_SLACK

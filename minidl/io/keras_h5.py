@@ -311,6 +311,13 @@ class Reader:
         except UnicodeDecodeError:
             raise self.error(f'attribute {key} is not UTF-8 text') from None
 
+    def group(self, parent, name):
+        """The group ``name`` in ``parent``, None when there is none."""
+        obj = parent.get(name)
+        if obj is not None and not isinstance(obj, h5py.Group):
+            raise self.error(f'{obj.name} should be a group, is {type(obj).__name__}')
+        return obj
+
     def dataset(self, group, name):
         """The dataset ``name`` in ``group``, checked from its metadata only: numbers stored
         contiguously (or compactly) without filters, whose bytes lie inside the file."""
@@ -353,9 +360,9 @@ class Reader:
         ordered = names is not None or _tracks_order(group)
         found = []
         for name in names if names is not None else list(group.keys()):
-            sub = group.get(name)
-            if not isinstance(sub, h5py.Group):
-                raise self.error(f'layer {name!r} of {group.name} is missing or not a group')
+            sub = self.group(group, name)
+            if sub is None:
+                raise self.error(f'layer {name!r} of {group.name} is missing')
             weight_names = self.names(sub, 'weight_names')
             if weight_names is None:
                 nested, nested_ordered = self.layers(sub)

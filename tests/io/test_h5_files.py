@@ -384,6 +384,16 @@ def test_training_resumes_exactly_after_load_model(tmp_path, optimizer):
         assert got.tobytes() == want.tobytes()
 
 
+def test_optimizer_state_that_does_not_fit_its_weights_is_refused():
+    weight = dense_net().weights[0]
+    adam = optimizers.Adam()
+    with pytest.raises(ValueError, match=r'slot m of weight .hidden/kernel. has shape \(2,\)'):
+        adam.set_state([weight], 1, [{'m': np.zeros(2), 'v': np.zeros(weight.shape)}])
+    with pytest.raises(ValueError, match=r'has slots \[.velocity.\], Adam keeps'):
+        adam.set_state([weight], 1, [{'velocity': np.zeros(weight.shape)}])
+    assert adam.iterations == 0 and adam.get_state([weight]) == (0, [{}])
+
+
 # --- 9: temp files of killed saves ------------------------------------------------------
 def start_stuck_save(target):
     """A process that is SIGKILL-able halfway through ``model.save(target)``: its weights are
@@ -489,6 +499,13 @@ def set_attr(key, value):
     return change
 
 
+def set_dataset(key):
+    def change(path):
+        with h5py.File(path, 'r+') as f:
+            f[key] = np.zeros(3)
+    return change
+
+
 def config(change_config):
     return lambda path: edit_config(path, change_config)
 
@@ -523,12 +540,22 @@ DAMAGES = {
     'units not a number': config(units('abc')),
     'config a list': config(lambda c: dict(c, config=['not', 'a', 'dict'])),
     'layers a dict': config(lambda c: dict(c, config=dict(c['config'], layers={'a': 1}))),
+    'model_weights a dataset': lambda path: (drop('model_weights')(path),
+                                             set_dataset('model_weights')(path)),
+    'optimizer_weights a dataset': lambda path: (drop('optimizer_weights')(path),
+                                                 set_dataset('optimizer_weights')(path)),
+    'a Keras functional config': config(lambda c: {'class_name': 'Functional', 'config': {
+        'name': 'model', 'layers': [{'class_name': 'InputLayer', 'name': 'input_1',
+                                     'config': {'batch_input_shape': [None, 3]},
+                                     'inbound_nodes': []}],
+        'input_layers': [['input_1', 0, 0]], 'output_layers': [['input_1', 0, 0]]}}),
     'unknown optimizer': set_attr(':training_config', json.dumps(
         {'optimizer': {'class_name': 'Teleport', 'config': {}}, 'loss': 'mse',
          'metrics': []})),
 }
 IN_CONFIG_ONLY = {'model_config not JSON', 'unknown layer class', 'units not a number',
-                  'config a list', 'layers a dict', 'unknown optimizer'}
+                  'config a list', 'layers a dict', 'unknown optimizer',
+                  'optimizer_weights a dataset', 'a Keras functional config'}
 
 
 @pytest.mark.parametrize('name', list(DAMAGES))

@@ -49,19 +49,20 @@ def load_model(path):
 def fuzz(kind):
     """Mutate a file written by ``save_weights`` (kind 'weights') or ``save`` ('model') and
     read it back ``EXAMPLES[kind]`` times."""
-    folder = Path(tempfile.mkdtemp())
     source, read = tiny_model(), {'weights': load_weights, 'model': load_model}[kind]
-    good = folder / 'good.h5'
-    (source.save_weights if kind == 'weights' else source.save)(good)
-    data, original = good.read_bytes(), source.get_weights()
+    original = source.get_weights()
     weight_bytes = sum(w.nbytes for w in original)
+    with tempfile.TemporaryDirectory() as folder:
+        good = Path(folder) / 'good.h5'
+        (source.save_weights if kind == 'weights' else source.save)(good)
+        data = good.read_bytes()
 
-    @settings(max_examples=EXAMPLES[kind], derandomize=True, deadline=None, database=None)
-    @given(mutation.edits(len(data)))
-    def check(changes):
-        mutation.check_read(read, folder / 'mutated.h5', mutation.apply_edits(data, changes),
-                            original, weight_bytes)
-    check()
+        @settings(max_examples=EXAMPLES[kind], derandomize=True, deadline=None, database=None)
+        @given(mutation.edits(len(data)))
+        def check(changes):
+            mutation.check_read(read, Path(folder) / 'mutated.h5',
+                                mutation.apply_edits(data, changes), original, weight_bytes)
+        check()
 
 
 @pytest.mark.parametrize('kind', list(EXAMPLES))
