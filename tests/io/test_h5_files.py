@@ -122,6 +122,8 @@ def test_a_zeroed_heap_object_in_a_long_config_minidl_wrote_is_refused(tmp_path)
                               [layers.Activation('linear', name=f'pass_{"x" * 200}_{i}')
                                for i in range(300)])
     model.save(tmp_path / 'long.h5')
+    assert same_weights(models.load_model(tmp_path / 'long.h5').get_weights(),
+                        model.get_weights())
     zero_first_heap_object(tmp_path / 'long.h5')
     assert_refused_as_damaged_heap(tmp_path / 'long.h5')
 
