@@ -10,6 +10,8 @@ Keras semantics throughout: ``lr=`` is accepted for ``learning_rate=`` (the less
 ``RMSprop(lr=1e-4)``), and ``decay`` shrinks the rate over time as
 ``lr_t = learning_rate / (1 + decay * iterations)``.
 """
+import numpy as np
+
 from minidl.backends import device_of, get_array_module, kernels, to_device
 from minidl.utils import Configurable, Registry
 
@@ -88,6 +90,39 @@ class Optimizer(Configurable):
             if device_of(array) != device:
                 state[name] = to_device(array, device)
         return state
+
+    def get_state(self, params):
+        """``(iterations, slots)``, what resuming training needs: ``slots[i]`` maps slot names
+        to NumPy copies of ``params[i]``'s running state (empty for a weight never updated)."""
+        slots = []
+        for param in params:
+            entry = self._slots.get(id(param))
+            slots.append({name: np.array(to_device(array, 'cpu'))
+                          for name, array in entry[1].items()} if entry else {})
+        return self.iterations, slots
+
+    def set_state(self, params, iterations, slots):
+        """Resume from :meth:`get_state`'s ``(iterations, slots)`` for the same ``params``:
+        each slot array is copied to its weight's dtype and device. Slots that do not fit
+        their weight are a ValueError naming the weight, and nothing is changed."""
+        if iterations < 0:
+            raise ValueError(f'{self.name}: iterations must be >= 0, got {iterations}')
+        for param, state in zip(params, slots):
+            if state and sorted(state) != sorted(self.slot_names):
+                raise ValueError(f'{self.name}: weight {param.name!r} has slots '
+                                 f'{sorted(state)}, {type(self).__name__} keeps '
+                                 f'{sorted(self.slot_names)}')
+            for name, array in state.items():
+                if array.shape != param.shape:
+                    raise ValueError(f'{self.name}: slot {name} of weight {param.name!r} has '
+                                     f'shape {array.shape}, the weight {param.shape}')
+        self.iterations = int(iterations)
+        for param, state in zip(params, slots):
+            if state:
+                device = device_of(param.data)
+                self._slots[id(param)] = (param, {
+                    name: to_device(np.array(array, dtype=param.dtype), device)
+                    for name, array in state.items()})
 
     def update(self, data, grad, slots, lr):
         """Update one weight's ``data`` in place from ``grad`` and ``slots`` at rate ``lr``."""

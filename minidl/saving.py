@@ -1,23 +1,41 @@
 """Saving and loading models in HDF5, laid out like Keras's h5 files.
 
 ``model.save(path)`` writes the architecture as JSON (attribute ``model_config``), the compile
-settings (``training_config``) and every weight under ``model_weights/<layer>/<weight>``;
-``save_weights`` writes only the weights. Files are written to a temporary name and renamed,
-so an interrupted save never leaves a half-written file behind.
+settings (``training_config``), every weight under ``model_weights/<layer>/<weight>`` and the
+optimizer's state (its iteration count and each weight's slots, under ``optimizer_weights``, as
+Keras 2 does), so training resumes exactly where it stopped; ``save_weights`` writes only the
+weights. Files are written to a temporary name and renamed (:func:`minidl.utils.atomic_write`),
+so an interrupted save never leaves a half-written file behind. The h5 layout itself, and the
+checks that make a damaged file an error rather than a hang or a wrong answer, live in
+:mod:`minidl.io.keras_h5`; this module is the front door and turns configs into models.
 
-Because the layout is Keras's, the same reader loads Keras's own weight files, such as the
-pretrained ImageNet VGG16 (``applications.VGG16(weights='imagenet')``). The readers for
-other frameworks' files live in :mod:`minidl.io`, as DESIGN.md plans; Keras's format needs
-none of its own there.
+Layers are matched in the order the file declares (``layer_names``); within a layer, weights
+are matched by name (``kernel``, ``gamma``, ...), since a layer's weight order changes with
+its trainable flags, and by position only where the names are Keras 1's. A model is built
+from a file's config under a budget of the bytes the file stores, so a config cannot make it
+allocate more than the weights it claims to hold. Because the layout is Keras's, the same
+reader loads Keras's own weight files, such as the pretrained ImageNet VGG16
+(``applications.VGG16(weights='imagenet')``).
+
+Anything wrong with a file raises :class:`minidl.io.WeightFileError` naming the file.
 """
+import contextlib
 import json
 
 import h5py
+import numpy as np
 
 from minidl import layers as layers_module
 from minidl import optimizers
+from minidl.io import keras_h5
+from minidl.io.errors import WeightFileError
 from minidl.layers.base import Layer
-from minidl.utils import atomic_write
+from minidl.utils import atomic_write, remove_stale_temps
+
+BUILD_SLACK = 1 << 16  # bytes a model built from a config may allocate beyond its stored weights
+# What building from a damaged or foreign config raises; each becomes a WeightFileError.
+_CONFIG_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
+                  RecursionError)
 
 
 def _layer_classes():
@@ -82,114 +100,207 @@ def _functional_from_config(config):
 
 
 # --- weights -----------------------------------------------------------------------------
-def _write_weights(group, model):
-    for layer in model.layers:
-        sub = group.create_group(layer.name)
-        if hasattr(layer, 'layers'):
-            _write_weights(sub, layer)
-            continue
-        names = [w.name.split('/')[-1] for w in layer.weights]
-        sub.attrs['weight_names'] = names
-        for name, w in zip(names, layer.weights):
-            sub.create_dataset(name, data=w.numpy())
-
-
 def _weight_layers(model):
     """Every leaf layer that holds weights, nested models flattened, in order."""
     found = []
     for layer in model.layers:
         if hasattr(layer, 'layers'):
             found += _weight_layers(layer)
-        elif layer.weights:
+        elif layer._weights:
             found.append(layer)
     return found
 
 
-def _read_weight_groups(group):
-    """(name, [arrays]) for every stored layer with weights, in file order. Keras's own files
-    store the names as bytes; they come back as str."""
-    found = []
-    for name in group.attrs.get('layer_names', list(group.keys())):
-        name = name.decode() if isinstance(name, bytes) else str(name)
-        sub = group[name]
-        if 'weight_names' in sub.attrs:
-            arrays = [sub[n][()] for n in sub.attrs['weight_names']]
-            if arrays:
-                found.append((name, arrays))
-        else:
-            found += _read_weight_groups(sub)
-    return found
+def _stored_order(layer):
+    """A layer's weights in the order they were created: what is stored, whatever the
+    trainable flags (``layer.weights`` puts trainable ones first)."""
+    return layer._weights
 
 
-def _assign(model, stored, filepath):
-    """Give each layer with weights the stored arrays at its position; list every misfit."""
+def _match_layers(reader, model, stored, ordered):
+    """Pair each layer of ``model`` that has weights with a stored layer: by the file's
+    declared order, or, where the file declares none, by name (or trivially, for one layer)."""
     targets = _weight_layers(model)
     if len(targets) != len(stored):
-        raise ValueError(f'{filepath}: the file holds weights for {len(stored)} layers '
-                         f'({", ".join(n for n, _ in stored)}) but {model.name} has '
-                         f'{len(targets)} layers with weights '
-                         f'({", ".join(layer.name for layer in targets)})')
-    problems = []
-    for layer, (name, arrays) in zip(targets, stored):
-        expected = [w.shape for w in layer.weights]
-        got = [a.shape for a in arrays]
+        raise reader.error(f'the file holds weights for {len(stored)} layers '
+                           f'({", ".join(n for n, _ in stored)}) but {model.name} has '
+                           f'{len(targets)} layers with weights '
+                           f'({", ".join(layer.name for layer in targets)})')
+    by_name = dict(stored)
+    if ordered or len(targets) == 1:
+        return list(zip(targets, stored))
+    if len(by_name) == len(stored) and set(by_name) == {layer.name for layer in targets}:
+        return [(layer, (layer.name, by_name[layer.name])) for layer in targets]
+    raise reader.error(f'the file declares no layer order (no layer_names attribute) and its '
+                       f'layers ({", ".join(sorted(by_name))}) are not named as '
+                       f'{model.name}\'s ({", ".join(layer.name for layer in targets)})')
+
+
+def _match_weights(layer, weights):
+    """The stored datasets of one layer in ``layer.weights`` order: matched by weight name
+    (``dense/kernel:0`` and ``kernel`` both name ``kernel``), by creation order where the
+    names are not the layer's (Keras 1's ``W``, ``b``)."""
+    own = _stored_order(layer)
+    names = [w.name.split('/')[-1] for w in own]
+    short = [name.split('/')[-1].split(':')[0] for name, _ in weights]
+    if sorted(short) == sorted(names) and len(set(short)) == len(short):
+        found = dict(zip(short, (data for _, data in weights)))
+        by_weight = {id(w): found[name] for w, name in zip(own, names)}
+    elif len(weights) == len(own):
+        by_weight = {id(w): data for w, (_, data) in zip(own, weights)}
+    else:
+        return [data for _, data in weights]
+    return [by_weight[id(w)] for w in layer.weights]
+
+
+def _load_layers(reader, model, stored, ordered):
+    """Give ``model``'s layers the weights ``stored`` (from :meth:`Reader.layers`). Every
+    stored shape is checked against its weight from the file's metadata before any data is
+    read, and every misfit is listed; the model changes only when all of it has been read and
+    verified."""
+    pairs, problems = [], []
+    for layer, (name, weights) in _match_layers(reader, model, stored, ordered):
+        datasets = _match_weights(layer, weights)
+        expected, got = [w.shape for w in layer.weights], [d.shape for d in datasets]
         if expected != got:
             problems.append(f'{layer.name} expects {expected}, file layer {name} has {got}')
+        pairs.append((layer, datasets))
     if problems:
-        raise ValueError(f'{filepath}: weights do not fit:\n  ' + '\n  '.join(problems))
-    for layer, (_, arrays) in zip(targets, stored):
+        raise reader.error('weights do not fit:\n  ' + '\n  '.join(problems))
+    values = [(layer, [reader.array(d) for d in datasets]) for layer, datasets in pairs]
+    while values:  # each stored array is freed as soon as its layer holds a copy
+        layer, arrays = values.pop()
         layer.set_weights(arrays)
 
 
-def save_weights(model, filepath):
+def _stored_bytes(stored):
+    """The bytes of all the weight datasets of :meth:`Reader.layers`, from their metadata."""
+    return sum(data.size * data.dtype.itemsize for _, weights in stored for _, data in weights)
+
+
+@contextlib.contextmanager
+def _writing(filepath):
+    """A new h5 file written in place of ``filepath`` all-or-nothing."""
     with atomic_write(filepath) as tmp, h5py.File(tmp, 'w') as f:
-        _write_group(f.create_group('model_weights'), model)
+        yield f
 
 
-def _write_group(group, model):
-    group.attrs['layer_names'] = [layer.name for layer in model.layers]
-    _write_weights(group, model)
+def save_weights(model, filepath):
+    with _writing(filepath) as f:
+        keras_h5.write_layers(f.create_group('model_weights'), model, _stored_order)
 
 
 def load_weights(model, filepath):
-    """Load weights saved by ``save_weights``/``save``, matched to the layers by order."""
-    with _open(filepath) as f:
-        group = f['model_weights'] if 'model_weights' in f else f
-        stored = _read_weight_groups(group)
-    _assign(model, stored, filepath)
+    """Load weights saved by ``save_weights``/``save`` (or Keras), matched to the layers by the
+    file's order and to each layer's weights by name."""
+    remove_stale_temps(filepath)
+    with keras_h5.open_h5(filepath) as reader:
+        group = reader.group(reader.file, 'model_weights') or reader.file
+        _load_layers(reader, model, *reader.layers(group))
 
 
-def _open(filepath):
+# --- optimizer state ---------------------------------------------------------------------
+def _model_weights(model):
+    """Every weight of ``model`` in stored order: the optimizer state is listed by it."""
+    return [w for layer in _weight_layers(model) for w in _stored_order(layer)]
+
+
+def _write_optimizer(f, model):
+    """``optimizer_weights``: ``iterations``, then ``<weight>/<slot>`` for every slot."""
+    params = _model_weights(model)
+    iterations, slots = model.optimizer.get_state(params)
+    group = f.create_group('optimizer_weights')
+    named = [(f'{w.name}/{slot}', array) for w, state in zip(params, slots)
+             for slot, array in state.items()]
+    keras_h5.write_names(group.attrs, 'weight_names', ['iterations'] + [n for n, _ in named])
+    keras_h5.write_array(group, 'iterations', np.int64(iterations))
+    for name, array in named:
+        keras_h5.write_array(group, name, array)
+
+
+def _load_optimizer(reader, model):
+    """Restore the optimizer state ``_write_optimizer`` stored (files without one train on
+    from a fresh optimizer, as before)."""
+    group = reader.group(reader.file, 'optimizer_weights')
+    if group is None:
+        return
+    names = reader.names(group, 'weight_names') or []
+    iterations = reader.dataset(group, 'iterations') if names[:1] == ['iterations'] else None
+    if iterations is None or iterations.shape != () or iterations.dtype.kind != 'i':
+        raise reader.error('optimizer_weights has no iteration count')
+    params = _model_weights(model)
+    by_name = {w.name: w for w in params}
+    slots = {id(w): {} for w in params}
+    for name in names[1:]:
+        weight, _, slot = name.rpartition('/')
+        data = reader.dataset(group, name)
+        if weight not in by_name or data.shape != by_name[weight].shape:
+            raise reader.error(f'optimizer_weights/{name} ({data.shape}) is not a slot of a '
+                               f'weight of {model.name}')
+        slots[id(by_name[weight])][slot] = data
+    state = [{slot: reader.array(data) for slot, data in slots[id(w)].items()} for w in params]
     try:
-        return h5py.File(filepath, 'r')
-    except OSError as exc:
-        raise ValueError(f'{filepath}: not a readable HDF5 model file ({exc})') from None
+        model.optimizer.set_state(params, int(reader.array(iterations)), state)
+    except ValueError as exc:
+        raise reader.error(f'optimizer_weights do not fit: {exc}') from None
 
 
 # --- whole models ------------------------------------------------------------------------
 def save_model(model, filepath):
-    with atomic_write(filepath) as tmp, h5py.File(tmp, 'w') as f:
-        f.attrs['model_config'] = json.dumps(serialize(model))
+    with _writing(filepath) as f:
+        keras_h5.write_text(f.attrs, 'model_config', json.dumps(serialize(model)))
         if model.loss is not None:
-            f.attrs['training_config'] = json.dumps({
+            keras_h5.write_text(f.attrs, 'training_config', json.dumps({
                 'optimizer': {'class_name': type(model.optimizer).__name__,
                               'config': model.optimizer.get_config()},
-                'loss': model.loss.name, 'metrics': model.compiled_metric_names})
-        _write_group(f.create_group('model_weights'), model)
+                'loss': model.loss.name, 'metrics': model.compiled_metric_names}))
+            _write_optimizer(f, model)
+        keras_h5.write_layers(f.create_group('model_weights'), model, _stored_order)
 
 
 def load_model(filepath, compile=True):  # noqa: A002
-    with _open(filepath) as f:
-        if 'model_config' not in f.attrs:
-            raise ValueError(f'{filepath}: no model_config attribute; was it written by '
-                             f'save_weights rather than save?')
-        model = deserialize(json.loads(f.attrs['model_config']))
-        stored = _read_weight_groups(f['model_weights'])
-        training = json.loads(f.attrs['training_config']) \
-            if compile and 'training_config' in f.attrs else None
-    _assign(model, stored, filepath)
-    if training is not None:
-        optimizer_cls = getattr(optimizers, training['optimizer']['class_name'])
-        model.compile(optimizer_cls.from_config(training['optimizer']['config']),
-                      training['loss'], training['metrics'])
+    """The model ``save_model`` wrote: built from its config, given its weights and, with
+    ``compile``, compiled with its optimizer in the state it was saved in."""
+    remove_stale_temps(filepath)
+    with keras_h5.open_h5(filepath) as reader:
+        f = reader.file
+        config = _json(reader, f, 'model_config')
+        if config is None:
+            raise reader.error('no model_config attribute; was it written by save_weights '
+                               'rather than save?')
+        group = reader.group(f, 'model_weights')
+        if group is None:
+            raise reader.error('no model_weights group')
+        stored, ordered = reader.layers(group)
+        budget = _stored_bytes(stored) + BUILD_SLACK
+        with _config_errors(reader, 'model_config'), Layer.weight_budget(budget, reader.path):
+            model = deserialize(config)
+        _load_layers(reader, model, stored, ordered)
+        training = _json(reader, f, 'training_config') if compile else None
+        if training is not None:
+            with _config_errors(reader, 'training_config'):
+                model.compile(optimizers.get(training['optimizer']), training['loss'],
+                              training['metrics'])
+            _load_optimizer(reader, model)
     return model
+
+
+def _json(reader, f, key):
+    """The JSON attribute ``key`` of the file, parsed; None when absent."""
+    text = reader.text(f, key)
+    try:
+        return None if text is None else json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise reader.error(f'{key} is not valid JSON ({exc})') from None
+
+
+@contextlib.contextmanager
+def _config_errors(reader, key):
+    """A config that cannot be built (unknown classes, wrong types, missing keys) becomes a
+    WeightFileError naming the file."""
+    try:
+        yield
+    except WeightFileError:
+        raise
+    except _CONFIG_ERRORS as exc:
+        raise reader.error(f'{key} cannot be built: {type(exc).__name__}: {exc}') from None

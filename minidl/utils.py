@@ -10,7 +10,9 @@
 import contextlib
 import inspect
 import os
+import re
 import tempfile
+import time
 import types
 from pathlib import Path
 
@@ -69,13 +71,16 @@ np_utils = types.SimpleNamespace(to_categorical=to_categorical)
 def atomic_write(path):
     """Write ``path`` all-or-nothing: ``with atomic_write(p) as tmp: save_to(tmp)``.
 
-    Yields the name of a fresh temporary file in the same directory as ``path`` (and with the
-    same extension, so writers such as ``np.savez`` that add one keep the name). When the block
-    ends normally the file is flushed to disk and renamed over ``path`` in one step; when it
-    raises, the temporary file is removed and ``path`` is left as it was.
+    Yields the name of a fresh temporary file beside ``path``, ``.<name>.<pid>.<random>.tmp``
+    plus ``path``'s extension (writers such as ``np.savez`` that add one keep the name). When
+    the block ends normally the file is flushed to disk and renamed over ``path`` in one step;
+    when it raises, the temporary file is removed and ``path`` is left as it was. A process
+    killed mid-write cannot clean up, so every write first removes what killed writes of the
+    same path left (see :func:`remove_stale_temps`).
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.{os.getpid()}.',
                                suffix=f'.tmp{path.suffix}')
     os.close(fd)
     try:
@@ -88,6 +93,50 @@ def atomic_write(path):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+LEGACY_TEMP_AGE = 3600  # seconds after which a temp file without a pid counts as abandoned
+
+
+def remove_stale_temps(path):
+    """Remove the temporary files that :func:`atomic_write` of ``path`` left when its process
+    was killed: those whose pid no longer runs on this machine (a save still running keeps
+    its file), and those of older minidl versions, which carry no pid, once an hour old.
+
+    Saves and loads of ``path`` call this; a folder that cannot be listed or written is left
+    alone. On a folder shared between machines a pid says nothing about another machine's
+    processes; such a file stays until its pid is free here too.
+    """
+    path = Path(path)
+    pattern = re.compile(re.escape(f'.{path.name}.') + r'(?:(\d+)\.)?[A-Za-z0-9_]+' +
+                         re.escape(f'.tmp{path.suffix}'))
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(path.parent):
+            match = pattern.fullmatch(entry.name)
+            if match and _abandoned(entry, match[1]):
+                with contextlib.suppress(OSError):
+                    os.remove(entry.path)
+
+
+def _abandoned(entry, pid):
+    """Whether the temp file ``entry`` (of process ``pid``, None for legacy names) is no
+    longer being written."""
+    if pid is None:
+        return time.time() - entry.stat().st_mtime > LEGACY_TEMP_AGE
+    return not _running(int(pid))
+
+
+def _running(pid):
+    """Whether a process ``pid`` exists on this machine."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
 
 
 def _umask():

@@ -1,8 +1,9 @@
 """Weight files written by other frameworks, and the exception every reader raises.
 
-Keras's own h5 layout needs no reader here: minidl saves in it, and :mod:`minidl.saving` reads
-both (see ``applications.VGG16(weights=...)``). A file that cannot be read raises
-:class:`WeightFileError` (a ValueError) naming the file and what is wrong with it.
+Keras 2's h5 layout, which minidl also saves in, is read and written by
+:mod:`minidl.io.keras_h5`, behind :mod:`minidl.saving` (and ``applications.VGG16(weights=...)``).
+A file that cannot be read raises :class:`WeightFileError` (a ValueError) naming the file and
+what is wrong with it.
 """
 from minidl.io.errors import WeightFileError
 from minidl.io.torch_checkpoint import load_torch_weights, read_torch_checkpoint

@@ -6,6 +6,10 @@ Shapes given to and returned by ``build`` and ``compute_output_shape`` include t
 computes no values: it records the layer in a graph for the functional ``Model``.
 """
 import collections
+import contextlib
+import contextvars
+import math
+import operator
 import re
 
 import numpy as np
@@ -49,6 +53,22 @@ class SymbolicTensor:
         return f'<SymbolicTensor shape={format_shape(self.shape)}{source}>'
 
 
+_budget = contextvars.ContextVar('weight_budget', default=None)  # [bytes left, source]
+
+
+def _charge_budget(layer, shape):
+    """Take a weight of ``shape`` out of the active :meth:`Layer.weight_budget`, if any."""
+    budget = _budget.get()
+    if budget is None:
+        return
+    nbytes = math.prod(operator.index(d) for d in shape) * layer.dtype.itemsize
+    if nbytes > budget[0]:
+        raise ValueError(f'{layer.name}: a weight of shape {format_shape(shape)} '
+                         f'({nbytes} bytes) is more than {budget[1]} holds ({budget[0]} bytes '
+                         f'left)')
+    budget[0] -= max(nbytes, 0)
+
+
 class Layer:
     """Base class of every layer; subclasses override ``build``, ``call`` and
     ``compute_output_shape`` (and ``get_config`` for their own arguments)."""
@@ -82,7 +102,9 @@ class Layer:
     def add_weight(self, name, shape, initializer='glorot_uniform', trainable=True,
                    constraint=None):
         """Create a weight Tensor named ``<layer>/<name>`` with a Keras initializer; the
-        optimizer applies ``constraint`` (see :mod:`minidl.constraints`) after each update."""
+        optimizer applies ``constraint`` (see :mod:`minidl.constraints`) after each update.
+        Inside :meth:`weight_budget`, a weight beyond the budget is refused before it exists."""
+        _charge_budget(self, tuple(shape))
         data = initializers.get(initializer)(tuple(shape), dtype=self.dtype)
         weight = Tensor(data, requires_grad=trainable and self._trainable,
                         name=f'{self.name}/{name}')
@@ -90,6 +112,18 @@ class Layer:
         weight.constraint = constraints.get(constraint)
         self._weights.append(weight)
         return weight
+
+    @staticmethod
+    @contextlib.contextmanager
+    def weight_budget(nbytes, source):
+        """Within the block, the weights created may take ``nbytes`` in all; one beyond that
+        is a ValueError naming the layer, the shape and ``source`` (say, the file whose
+        config is being built: a model from a file holds no more than the file stores)."""
+        token = _budget.set([nbytes, source])
+        try:
+            yield
+        finally:
+            _budget.reset(token)
 
     @property
     def trainable(self):
@@ -120,11 +154,13 @@ class Layer:
         return [w for w in self._weights if not w.trainable]
 
     def get_weights(self):
-        """The weights as NumPy arrays, in Keras's order and shapes."""
-        return [w.numpy() for w in self.weights]
+        """Copies of the weights as NumPy arrays, in Keras's order and shapes: training later
+        does not change them."""
+        return [np.array(w.numpy()) for w in self.weights]
 
     def set_weights(self, arrays):
-        """Replace the weights' values; shapes must match ``get_weights()``."""
+        """Replace the weights' values with copies of ``arrays``; shapes must match
+        ``get_weights()``."""
         weights = self.weights
         if len(arrays) != len(weights):
             raise ValueError(f'{self.name}: set_weights got {len(arrays)} arrays for '
