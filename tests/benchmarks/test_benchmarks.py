@@ -6,6 +6,7 @@ import json
 import pytest
 
 import conv_speed
+import h5_open
 import mnist_epoch
 import vgg_memory
 from minidl.backends import kernels
@@ -41,3 +42,10 @@ def test_vgg_memory_builds_columns_within_the_tiling(monkeypatch, capsys):
     vgg_memory.main(['--batch-size', '1', '--size', '32'])
     out = capsys.readouterr().out
     assert 'peak of live arrays' in out and '(within the tiling' in out
+
+
+def test_h5_open_times_the_heap_scan_against_plain_h5py(capsys):
+    h5_open.main(['--megabytes', '1', '--repeat', '1'])
+    out = capsys.readouterr().out
+    assert '1 global heap(s)' in out
+    assert all(step in out for step in ('h5py read', 'heap scan', 'minidl load_weights'))
