@@ -19,6 +19,7 @@ Files written here are written safely: :class:`ModelCheckpoint` goes through the
 """
 import csv
 import math
+import os
 import sys
 import time
 import warnings
@@ -168,7 +169,8 @@ class ProgbarLogger(Callback):
     """Prints training progress to stdout, following ``params['verbose']``.
 
     - ``verbose=1`` on a terminal: ``Epoch 1/5`` then a live bar with the running metrics.
-    - ``verbose=1`` elsewhere (a log file, a notebook that keeps every redraw) and
+    - ``verbose=1`` elsewhere (a log file, a notebook that keeps every redraw, a terminal that
+      reports zero columns, as under ``script``, where a bar would be trimmed to nothing) and
       ``verbose=2``: ``Epoch 1/5`` then one line when the epoch ends, e.g.
       ``938/938 - 12s - loss: 0.1734 - acc: 0.9462 - val_loss: 0.0613 - val_acc: 0.9801``.
     - ``verbose=0``: nothing.
@@ -184,7 +186,7 @@ class ProgbarLogger(Callback):
         return self.params.get('verbose', 1)
 
     def _live(self):
-        return self._verbose() == 1 and sys.stdout.isatty()
+        return self._verbose() == 1 and terminal_columns(sys.stdout) > 0
 
     def on_epoch_begin(self, epoch, logs=None):
         if not self._verbose():
@@ -217,6 +219,15 @@ class ProgbarLogger(Callback):
         if self._bar is not None:  # training was interrupted mid-epoch
             self._bar.close()
             self._bar = None
+
+
+def terminal_columns(stream):
+    """The width of the terminal ``stream`` writes to: 0 when it is not a terminal, or is one
+    that reports no size."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns if stream.isatty() else 0
+    except (OSError, ValueError):  # no file descriptor behind the stream
+        return 0
 
 
 def format_logs(logs):
