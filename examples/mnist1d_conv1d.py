@@ -32,12 +32,18 @@ def build_model(length=40):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--epochs', type=int, default=20)
-    parser.add_argument('--batch-size', type=int, default=64)
+    parser.add_argument('--epochs', type=int, default=20,
+                        help='passes over the training sequences (default: %(default)s)')
+    parser.add_argument('--batch-size', type=int, default=64,
+                        help='sequences per gradient step (default: %(default)s)')
     parser.add_argument('--subset', type=int, default=None,
-                        help='train on the first N sequences only (for a quick run)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--verbose', type=int, default=2)
+                        help='train on the first N sequences only, for a quick run (default: '
+                             'all 4,000)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the initial weights and the shuffling (default: %(default)s)')
+    parser.add_argument('--verbose', type=int, choices=(0, 1, 2), default=2,
+                        help='0: silent, 1: a progress bar, 2: one line per epoch '
+                             '(default: %(default)s)')
     args = parser.parse_args(argv)
 
     random.seed(args.seed)

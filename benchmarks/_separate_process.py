@@ -1,4 +1,4 @@
-"""Run the PyTorch half of a benchmark in a fresh Python process.
+"""A helper of the benchmark scripts, not a script: runs their PyTorch half in a fresh process.
 
 PyTorch and minidl's Numba kernels load the same OpenMP runtime (libgomp), which reads its
 wait policy once, when the first of them loads it. minidl asks for passive waits, so that its
