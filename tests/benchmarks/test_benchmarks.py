@@ -6,6 +6,7 @@ import json
 import pytest
 
 import conv_speed
+import first_step
 import mnist_epoch
 import vgg_memory
 from minidl.backends import kernels
@@ -41,3 +42,13 @@ def test_vgg_memory_builds_columns_within_the_tiling(monkeypatch, capsys):
     vgg_memory.main(['--batch-size', '1', '--size', '32'])
     out = capsys.readouterr().out
     assert 'peak of live arrays' in out and '(within the tiling' in out
+
+
+def test_first_step_times_a_cold_and_a_warm_process(monkeypatch, capsys):
+    monkeypatch.setenv(kernels.ENV_VAR, 'reference')  # the smoke run compiles nothing
+    results = first_step.main(['--batch-size', '8'])
+    assert list(results) == ['cold', 'warm']
+    for result in results.values():
+        assert 0 < result['first_s'] < result['process_s'] and result['second_s'] > 0
+        assert (result['compiled'], result['loaded']) == (0, 0)
+    assert '0 compiled, 0 loaded from the cache' in capsys.readouterr().out
