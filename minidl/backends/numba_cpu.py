@@ -65,8 +65,7 @@ def _keep_freed_memory():
 
 _keep_freed_memory()
 
-COMPILE_NOTICE = ('minidl: compiling the Numba CPU kernels (a one-time wait of seconds; later '
-                  'runs load them from the on-disk cache)')
+COMPILE_NOTICE = 'minidl: compiling the Numba CPU kernels, once: later runs load them from disk'
 
 
 class _CompileNotice(event.Listener):
