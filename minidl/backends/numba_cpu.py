@@ -80,7 +80,8 @@ class _CompileNotice(event.Listener):
         self.shown = False
 
     def on_start(self, compilation):
-        if not self.shown and compilation.data['dispatcher'].py_func.__module__ == __name__:
+        function = getattr(compilation.data['dispatcher'], 'py_func', None)  # any user's jit too
+        if not self.shown and getattr(function, '__module__', None) == __name__:
             self.shown = True
             tqdm.write(COMPILE_NOTICE, file=sys.stderr)
 

@@ -650,15 +650,18 @@ def test_unknown_implementation_is_a_value_error():
 
 
 COMPILE_TWO_KERNELS = """
+import numba
 import numpy as np
 from minidl.backends import numba_cpu
+numba.njit(lambda x: x + 1)(1)  # not minidl's: compiled in every run, never announced
 y, argmax = numba_cpu.global_maxpool_forward(np.ones((1, 2, 3), np.float32))
 numba_cpu.global_maxpool_backward(y, argmax, 2)
 """
 
 
 def run_with_numba_cache(cache_dir):
-    """stderr of a fresh process that runs two small kernels with Numba's cache in cache_dir."""
+    """stderr of a fresh process that compiles a function of its own and runs two small
+    kernels, with Numba's cache in cache_dir."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir),
                PYTHONPATH=str(Path(minidl.__file__).parents[1]))
     result = subprocess.run([sys.executable, '-c', COMPILE_TWO_KERNELS], env=env,
