@@ -202,12 +202,14 @@ def pretend_stdout_is_a_terminal(monkeypatch, columns):
     monkeypatch.setattr(os, 'get_terminal_size', lambda fd: os.terminal_size((columns, 24)))
 
 
-def test_progbar_draws_a_live_bar_on_a_terminal(monkeypatch, capsys):
-    pretend_stdout_is_a_terminal(monkeypatch, columns=100)
+def test_progbar_draws_a_live_bar_on_a_terminal_then_the_whole_summary(monkeypatch, capsys):
+    pretend_stdout_is_a_terminal(monkeypatch, columns=40)
     fit(FakeModel(), [], losses(0.5), steps=5, verbose=1)
     out = capsys.readouterr().out
     assert out.startswith('Epoch 1/1\n')
-    assert '5/5 [' in out and 'val_loss: 0.5000' in out and '\r' in out
+    assert '0/5 [' in out and '\r' in out
+    summary = out.splitlines()[-1].split('\r')[-1]  # what the terminal shows last
+    assert summary.startswith('5/5 - ') and summary.endswith(' - val_loss: 0.5000')
 
 
 def test_progbar_on_a_terminal_of_zero_columns_prints_one_line_per_epoch(monkeypatch, capsys):
