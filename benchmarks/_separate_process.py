@@ -11,8 +11,9 @@ import subprocess
 import sys
 
 
-def run_json(script, *args):
-    """Run ``python script *args`` and return the JSON object printed on its last line."""
+def run_json(script, *args, env=None):
+    """Run ``python script *args`` (in environment ``env``, None: this one) and return the
+    JSON object printed on its last line."""
     result = subprocess.run([sys.executable, str(script), *map(str, args)], check=True,
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env=env)
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -2,6 +2,7 @@
 running them, never asserted here."""
 import importlib.util
 import json
+import os
 
 import pytest
 
@@ -46,7 +47,9 @@ def test_vgg_memory_builds_columns_within_the_tiling(monkeypatch, capsys):
 
 def test_first_step_times_a_cold_and_a_warm_process(monkeypatch, capsys):
     monkeypatch.setenv(kernels.ENV_VAR, 'reference')  # the smoke run compiles nothing
+    environment = dict(os.environ)
     results = first_step.main(['--batch-size', '8'])
+    assert dict(os.environ) == environment  # the temporary cache was the children's alone
     assert list(results) == ['cold', 'warm']
     for result in results.values():
         assert 0 < result['first_s'] < result['process_s'] and result['second_s'] > 0
