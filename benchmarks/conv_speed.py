@@ -5,7 +5,7 @@ net at batch 20 and VGG16 blocks 1, 3 and 5 at batch 8 on 150x150 inputs. Each c
 median of ``--repeat`` runs after a warm-up; GFLOP/s counts the 3 GEMM-sized products of a
 training step (forward, input gradient, weight gradient). The "gemm floor" column times those
 three products alone on ready-made operands: no im2col convolution can be faster than that on
-the same BLAS. PyTorch runs in a process of its own (see ``separate_process.py``).
+the same BLAS. PyTorch runs in a process of its own (see ``_separate_process.py``).
 
     python benchmarks/conv_speed.py --device cpu|gpu [--json FILE] [--repeat 5] [--rounds 1]
                                     [--quick]
@@ -22,7 +22,7 @@ import numpy as np
 import minidl
 import minidl.functions as F
 from minidl.backends import cupy_module, kernels
-from separate_process import run_json
+from _separate_process import run_json
 
 # name, batch, (H, W, Cin), (kh, kw), Cout, padding
 ROWS = [
@@ -105,7 +105,7 @@ def torch_step(torch, device, batch, shape, ksize, cout, padding):
 
 def torch_times(rows, device, repeat):
     """{'version', 'ms': {layer: ms}}: every row timed in PyTorch; this process must not load
-    minidl's kernels (see ``separate_process.py``)."""
+    minidl's kernels (see ``_separate_process.py``)."""
     import torch
     torch_device = 'cuda' if device == 'gpu' else 'cpu'
     sync = torch.cuda.synchronize if device == 'gpu' else (lambda: None)
@@ -142,16 +142,23 @@ def ratio_cell(ratios):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--device', choices=('cpu', 'gpu'), default='cpu')
-    parser.add_argument('--repeat', type=int, default=5)
+    parser.add_argument('--device', choices=('cpu', 'gpu'), default='cpu',
+                        help='where the convolutions run (default: %(default)s)')
+    parser.add_argument('--repeat', type=int, default=5,
+                        help='timed runs per cell, after a warm-up; the cell is their median '
+                             '(default: %(default)s)')
     parser.add_argument('--rounds', type=int, default=1,
                         help='time the whole table this many times, PyTorch and minidl in turn; '
-                             'cells are medians over rounds, ratios show their range')
-    parser.add_argument('--json', help='also write the results to this JSON file')
-    parser.add_argument('--quick', action='store_true', help='MNIST rows only')
+                             'cells are medians over rounds, ratios show their range '
+                             '(default: %(default)s)')
+    parser.add_argument('--json', help='also write the results to this JSON file (default: '
+                                       'none)')
+    parser.add_argument('--quick', action='store_true',
+                        help='the MNIST rows only (default: every row)')
     parser.add_argument('--torch-only', action='store_true',
-                        help='time PyTorch alone and print its ms per row as JSON (used '
-                             'internally)')
+                        help='time PyTorch alone and print its ms per row as JSON, used '
+                             'internally (default: time minidl, then PyTorch in a process of '
+                             'its own)')
     args = parser.parse_args(argv)
     rows = ROWS[:3] if args.quick else ROWS
     if args.torch_only:

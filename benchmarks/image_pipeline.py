@@ -66,13 +66,16 @@ def time_warp(batch_size, repeats=5):
     return repeats * batch_size / (time.perf_counter() - start)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--images', type=int, default=400)
-    parser.add_argument('--batch-size', type=int, default=32)
+    parser.add_argument('--images', type=int, default=400,
+                        help='JPEG files written and read (default: %(default)s)')
+    parser.add_argument('--batch-size', type=int, default=32,
+                        help='images per batch (default: %(default)s)')
     parser.add_argument('--compute-ms', type=float, default=0.0,
-                        help='simulated training step per batch (0: match the decoding time)')
-    args = parser.parse_args()
+                        help='simulated training step per batch, 0 to match the decoding time '
+                             '(default: %(default)s)')
+    args = parser.parse_args(argv)
     batches = max(args.images // args.batch_size, 1)
     warnings.simplefilter('error')  # no file of ours may be skipped
 

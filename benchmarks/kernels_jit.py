@@ -80,13 +80,16 @@ def median_time(fn, args, repeat):
     return statistics.median(timed(fn, args) for _ in range(repeat))
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--dtype', default='float32', choices=('float32', 'float64'))
-    parser.add_argument('--repeat', type=int, default=7, help='steady-state calls (median)')
+    parser.add_argument('--dtype', default='float32', choices=('float32', 'float64'),
+                        help='dtype of every argument (default: %(default)s)')
+    parser.add_argument('--repeat', type=int, default=7,
+                        help='steady-state calls; the median is shown (default: %(default)s)')
     parser.add_argument('--cold', action='store_true',
-                        help='compile into an empty temporary cache directory')
-    args = parser.parse_args()
+                        help="compile into an empty temporary cache directory (default: use "
+                             "Numba's cache, compiling only what it lacks)")
+    args = parser.parse_args(argv)
     if args.cold:  # before Numba is imported: it reads the variable once
         os.environ['NUMBA_CACHE_DIR'] = tempfile.mkdtemp(prefix='minidl-numba-')
     import numba

@@ -2,7 +2,7 @@
 
 Both train the same architecture (93,322 parameters) with RMSprop(1e-3) on the 60,000 MNIST
 training images; the script prints each epoch time, their ratio and minidl's test accuracy.
-PyTorch runs in a process of its own (see ``separate_process.py``).
+PyTorch runs in a process of its own (see ``_separate_process.py``).
 ``--profile`` adds where minidl's time goes (Python overhead, kernels, GEMM).
 
     python benchmarks/mnist_epoch.py [--device cpu|gpu] [--batch-size 64] [--subset N]
@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'examples'))
 import mnist_convnet  # noqa: E402 - the example defines the model and the data
-from separate_process import run_json  # noqa: E402
+from _separate_process import run_json  # noqa: E402
 
 from minidl import optimizers, random  # noqa: E402
 
@@ -70,13 +70,22 @@ def torch_epoch(torch, data, batch_size, device):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--device', choices=('cpu', 'gpu'), default='cpu')
-    parser.add_argument('--batch-size', type=int, default=64)
-    parser.add_argument('--subset', type=int, default=None)
-    parser.add_argument('--profile', action='store_true')
-    parser.add_argument('--json')
+    parser.add_argument('--device', choices=('cpu', 'gpu'), default='cpu',
+                        help='where the epoch runs (default: %(default)s)')
+    parser.add_argument('--batch-size', type=int, default=64,
+                        help='images per gradient step (default: %(default)s)')
+    parser.add_argument('--subset', type=int, default=None,
+                        help='train on the first N images only, for a quick reading (default: '
+                             'all 60,000)')
+    parser.add_argument('--profile', action='store_true',
+                        help="also print where a hundred of minidl's steps spend their time "
+                             '(default: no profile)')
+    parser.add_argument('--json', help='also write the results to this JSON file (default: '
+                                       'none)')
     parser.add_argument('--torch-only', action='store_true',
-                        help='time PyTorch alone and print the result as JSON (used internally)')
+                        help='time PyTorch alone and print the result as JSON, used '
+                             'internally (default: time minidl, then PyTorch in a process of '
+                             'its own)')
     args = parser.parse_args(argv)
 
     random.seed(0)

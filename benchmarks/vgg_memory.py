@@ -43,8 +43,10 @@ def largest_columns():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--batch-size', type=int, default=8)
-    parser.add_argument('--size', type=int, default=150)
+    parser.add_argument('--batch-size', type=int, default=8,
+                        help='images in the batch (default: %(default)s)')
+    parser.add_argument('--size', type=int, default=150,
+                        help='height and width of the input images (default: %(default)s)')
     args = parser.parse_args(argv)
 
     random.seed(0)

@@ -65,14 +65,22 @@ def run(workdir, epochs, per_class, batch_size, verbose=1):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--epochs', type=int, default=5)
+    parser.add_argument('--epochs', type=int, default=5,
+                        help='passes over the training folders (default: %(default)s)')
     parser.add_argument('--per-class', type=int, default=300,
-                        help='training images per digit (validation: a fifth of that)')
+                        help='training images per digit, validation images a fifth of that '
+                             '(default: %(default)s)')
     parser.add_argument('--workdir', default=None,
-                        help='where to write the PNG folders (default: a temporary folder)')
-    parser.add_argument('--batch-size', type=int, default=32)
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--verbose', type=int, default=1)
+                        help='where to write the PNG folders (default: a temporary folder, '
+                             'removed at the end)')
+    parser.add_argument('--batch-size', type=int, default=32,
+                        help='images per gradient step (default: %(default)s)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the weights, the shuffling and the augmentation '
+                             '(default: %(default)s)')
+    parser.add_argument('--verbose', type=int, choices=(0, 1, 2), default=1,
+                        help='0: silent, 1: a progress bar, 2: one line per epoch '
+                             '(default: %(default)s)')
     args = parser.parse_args(argv)
 
     random.seed(args.seed)

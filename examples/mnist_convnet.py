@@ -4,6 +4,10 @@ Conv2D(32) -> MaxPool -> Conv2D(64) -> MaxPool -> Conv2D(64) -> Flatten -> Dense
 Dense(10, softmax), RMSprop, categorical cross-entropy: 93,322 parameters. Prints the summary,
 trains with a progress bar, then saves the model and a plot of the training curves.
 
+The last 10% of the training images (``--validation-split``) are held out, as the lessons do:
+the per-epoch ``val_`` figures are measured on them, so that the 10,000 test images are used
+once only, for the test accuracy printed at the end.
+
 The learning rate is 1e-3 for three epochs and then shrinks by 0.3 each epoch
 (``--lr-drop-after``): the smaller steps settle the weights, and 5 epochs reach about 99.3%
 test accuracy instead of the 99.1% of a constant rate.
@@ -47,22 +51,47 @@ def load(subset=None):
                                                          to_categorical(y_test))
 
 
+def hold_out(x, y, fraction):
+    """((x, y) to train on, (x, y) to validate on): the validation pair is the last
+    ``fraction`` of the examples, as Keras's ``validation_split`` takes it."""
+    cut = len(x) - round(len(x) * fraction)
+    if not 0 < cut < len(x):
+        raise ValueError(f'--validation-split {fraction} of {len(x)} images leaves {cut} to '
+                         f'train on and {len(x) - cut} to validate on; each needs one at least')
+    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--epochs', type=int, default=5)
-    parser.add_argument('--batch-size', type=int, default=64)
-    parser.add_argument('--device', choices=('cpu', 'gpu'), default='cpu')
+    parser.add_argument('--epochs', type=int, default=5,
+                        help='passes over the training images (default: %(default)s)')
+    parser.add_argument('--batch-size', type=int, default=64,
+                        help='images per gradient step (default: %(default)s)')
+    parser.add_argument('--validation-split', type=float, default=0.1,
+                        help='fraction of the training images held out to validate each epoch '
+                             '(default: %(default)s)')
+    parser.add_argument('--device', choices=('cpu', 'gpu'), default='cpu',
+                        help="where to train; 'gpu' needs CuPy and an NVIDIA GPU "
+                             "(default: %(default)s)")
     parser.add_argument('--subset', type=int, default=None,
-                        help='train on the first N images only (for a quick run)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--out', type=Path, default=Path('runs/mnist_convnet'))
+                        help='train on the first N training images only, and test on N/6, for '
+                             'a quick run (default: all 60,000 and 10,000)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the initial weights and the shuffling (default: '
+                             '%(default)s)')
+    parser.add_argument('--out', type=Path, default=Path('runs/mnist_convnet'),
+                        help='folder for model.h5 and history.png (default: %(default)s)')
     parser.add_argument('--lr-drop-after', type=int, default=3,
-                        help='epochs at the full learning rate before it shrinks by 0.3/epoch')
-    parser.add_argument('--verbose', type=int, default=1)
+                        help='epochs at the full learning rate before it shrinks by 0.3 per '
+                             'epoch (default: %(default)s)')
+    parser.add_argument('--verbose', type=int, choices=(0, 1, 2), default=1,
+                        help='0: silent, 1: a progress bar, 2: one line per epoch '
+                             '(default: %(default)s)')
     args = parser.parse_args(argv)
 
     random.seed(args.seed)
-    (x_train, y_train), (x_test, y_test) = load(args.subset)
+    training, (x_test, y_test) = load(args.subset)
+    (x_train, y_train), (x_val, y_val) = hold_out(*training, args.validation_split)
     model = build_model()
     model.summary()
     model.compile(optimizer=optimizers.RMSprop(learning_rate=0.001),
@@ -71,16 +100,19 @@ def main(argv=None):
     schedule = callbacks.LearningRateScheduler(
         lambda epoch, lr: lr * 0.3 if epoch >= args.lr_drop_after else lr)
     history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        validation_data=(x_test, y_test), device=args.device,
+                        validation_data=(x_val, y_val), device=args.device,
                         verbose=args.verbose, callbacks=[schedule])
     seconds = time.perf_counter() - start
     test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
-    print(f'test accuracy: {test_acc:.4f} (loss {test_loss:.4f}) after {args.epochs} epochs, '
-          f'{seconds / args.epochs:.1f} s per epoch on the {args.device}')
+    print(f'validation accuracy after the last epoch: {history.history["val_acc"][-1]:.4f}')
+    print(f'test accuracy: {test_acc:.4f} (loss {test_loss:.4f}) on {len(x_test):,} test images '
+          f'never seen in training; {args.epochs} epochs in {seconds:.0f} s on the {args.device}')
 
     args.out.mkdir(parents=True, exist_ok=True)
     model.save(args.out / 'model.h5')
-    viz.plot_history(history, metrics=['loss', 'acc'], path=args.out / 'history.png')
+    viz.plot_history(history, metrics=['loss', 'acc'], path=args.out / 'history.png',
+                     title=f'MNIST convnet ({model.count_params():,} parameters): '
+                           f'{len(x_train):,} training and {len(x_val):,} validation images')
     print(f'saved {args.out / "model.h5"} and {args.out / "history.png"}')
     return test_acc
 

@@ -59,11 +59,17 @@ def plot_grad_cams(model, images, layer, path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--model', type=Path, default=Path('runs/mnist_convnet/model.h5'))
-    parser.add_argument('--out', type=Path, default=Path('runs/mnist_interpretation'))
+    parser.add_argument('--model', type=Path, default=Path('runs/mnist_convnet/model.h5'),
+                        help='the model to look into, as mnist_convnet.py saves it; trained '
+                             'for one epoch here when the file is missing (default: %(default)s)')
+    parser.add_argument('--out', type=Path, default=Path('runs/mnist_interpretation'),
+                        help='folder for the figures (default: %(default)s)')
     parser.add_argument('--subset', type=int, default=None,
-                        help='train on the first N images only, when there is no saved model')
-    parser.add_argument('--seed', type=int, default=0)
+                        help='train on the first N images only, when there is no saved model '
+                             '(default: all 60,000)')
+    parser.add_argument('--seed', type=int, default=0,
+                        help='seed of the training and of the noise the filter patterns grow '
+                             'from (default: %(default)s)')
     args = parser.parse_args(argv)
 
     random.seed(args.seed)

@@ -19,6 +19,7 @@ Files written here are written safely: :class:`ModelCheckpoint` goes through the
 """
 import csv
 import math
+import os
 import sys
 import time
 import warnings
@@ -167,8 +168,11 @@ class History(Callback):
 class ProgbarLogger(Callback):
     """Prints training progress to stdout, following ``params['verbose']``.
 
-    - ``verbose=1`` on a terminal: ``Epoch 1/5`` then a live bar with the running metrics.
-    - ``verbose=1`` elsewhere (a log file, a notebook that keeps every redraw) and
+    - ``verbose=1`` on a terminal: ``Epoch 1/5`` then a live bar with the running metrics,
+      which the epoch's one-line summary (below) replaces when the epoch ends: the bar is
+      trimmed to the terminal's width, which would cut the validation figures off.
+    - ``verbose=1`` elsewhere (a log file, a notebook that keeps every redraw, a terminal that
+      reports zero columns, as under ``script``, where a bar would be trimmed to nothing) and
       ``verbose=2``: ``Epoch 1/5`` then one line when the epoch ends, e.g.
       ``938/938 - 12s - loss: 0.1734 - acc: 0.9462 - val_loss: 0.0613 - val_acc: 0.9801``.
     - ``verbose=0``: nothing.
@@ -184,7 +188,7 @@ class ProgbarLogger(Callback):
         return self.params.get('verbose', 1)
 
     def _live(self):
-        return self._verbose() == 1 and sys.stdout.isatty()
+        return self._verbose() == 1 and terminal_columns(sys.stdout) > 0
 
     def on_epoch_begin(self, epoch, logs=None):
         if not self._verbose():
@@ -194,7 +198,7 @@ class ProgbarLogger(Callback):
         print(f'Epoch {epoch + 1}/{self.params.get("epochs", "?")}', flush=True)
         if self._live():
             self._bar = tqdm(total=self.params.get('steps'), file=sys.stdout, ascii='.=',
-                             bar_format='{n_fmt}/{total_fmt} [{bar:30}] '
+                             leave=False, bar_format='{n_fmt}/{total_fmt} [{bar:30}] '
                                         '{elapsed}<{remaining}{postfix}')
 
     def on_batch_end(self, batch, logs=None):
@@ -205,18 +209,27 @@ class ProgbarLogger(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if self._bar is not None:
-            self._bar.set_postfix_str(format_logs(logs), refresh=False)
             self._bar.close()
             self._bar = None
-        elif self._verbose():
+        if self._verbose():
             steps = self.params.get('steps') or self._seen
             elapsed = format_duration(time.perf_counter() - self._start)
             print(f'{self._seen}/{steps} - {elapsed} - {format_logs(logs)}', flush=True)
 
     def on_train_end(self, logs=None):
-        if self._bar is not None:  # training was interrupted mid-epoch
+        if self._bar is not None:  # training was interrupted mid-epoch: keep the bar's line
+            self._bar.leave = True
             self._bar.close()
             self._bar = None
+
+
+def terminal_columns(stream):
+    """The width of the terminal ``stream`` writes to: 0 when it is not a terminal, or is one
+    that reports no size."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns if stream.isatty() else 0
+    except (OSError, ValueError):  # no file descriptor behind the stream
+        return 0
 
 
 def format_logs(logs):

@@ -1,5 +1,6 @@
 """Callbacks, driven by a small stand-in for ``fit`` over a fake model."""
 import csv
+import os
 
 import numpy as np
 import pytest
@@ -194,12 +195,29 @@ def test_progbar_verbose_2_is_one_line_and_verbose_0_is_silent(capsys):
     assert capsys.readouterr().out == ''
 
 
-def test_progbar_draws_a_live_bar_on_a_terminal(monkeypatch, capsys):
+def pretend_stdout_is_a_terminal(monkeypatch, columns):
+    """sys.stdout answers as a terminal ``columns`` wide would."""
     monkeypatch.setattr('sys.stdout.isatty', lambda: True)
+    monkeypatch.setattr('sys.stdout.fileno', lambda: 1)
+    monkeypatch.setattr(os, 'get_terminal_size', lambda fd: os.terminal_size((columns, 24)))
+
+
+def test_progbar_draws_a_live_bar_on_a_terminal_then_the_whole_summary(monkeypatch, capsys):
+    pretend_stdout_is_a_terminal(monkeypatch, columns=40)
     fit(FakeModel(), [], losses(0.5), steps=5, verbose=1)
     out = capsys.readouterr().out
     assert out.startswith('Epoch 1/1\n')
-    assert '5/5 [' in out and 'val_loss: 0.5000' in out and '\r' in out
+    assert '0/5 [' in out and '\r' in out
+    summary = out.splitlines()[-1].split('\r')[-1]  # what the terminal shows last
+    assert summary.startswith('5/5 - ') and summary.endswith(' - val_loss: 0.5000')
+
+
+def test_progbar_on_a_terminal_of_zero_columns_prints_one_line_per_epoch(monkeypatch, capsys):
+    pretend_stdout_is_a_terminal(monkeypatch, columns=0)
+    fit(FakeModel(), [], losses(0.5), steps=5, verbose=1)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == 'Epoch 1/1' and lines[1].startswith('5/5 - ')
+    assert lines[1].endswith(' - val_loss: 0.5000') and len(lines) == 2
 
 
 def test_learning_rate_scheduler_sets_the_rate_each_epoch(capsys):

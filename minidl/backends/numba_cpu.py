@@ -16,7 +16,9 @@ own rows, so no atomics are needed, and each sum is taken in the reference's ord
 which keeps the checks out of the inner loops. Scalars are cast to the arrays' dtype, so
 float32 arithmetic stays float32. Kernels are compiled on first use for each dtype and cached
 on disk (``cache=True``), so a later process starts without the compilation cost (see
-``benchmarks/kernels_jit.py``).
+``benchmarks/kernels_jit.py``). A cold compile takes seconds (about 8 s for the MNIST convnet's
+nine kernels on two cores) with nothing else to show for it, so the first real compilation in
+a process prints one line to stderr (:class:`_CompileNotice`); a load from the cache is silent.
 
 Parallel kernels run on Numba's OpenMP pool, next to OpenBLAS's own threads for the GEMMs. By
 default OpenMP threads spin for a while after each kernel, and on a small machine they then
@@ -34,11 +36,14 @@ environment).
 """
 import ctypes
 import os
+import sys
 
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 import numpy as np  # noqa: E402 - after the OpenMP setting above
 from numba import njit, prange  # noqa: E402
+from numba.core import event  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from minidl.backends.reference import (ACTIVATIONS, adam_step_size, dropout_key,
                                        dropout_threshold, output_size)
@@ -59,6 +64,32 @@ def _keep_freed_memory():
 
 
 _keep_freed_memory()
+
+COMPILE_NOTICE = 'minidl: compiling the Numba CPU kernels, once: later runs load them from disk'
+
+
+class _CompileNotice(event.Listener):
+    """Prints :data:`COMPILE_NOTICE` when Numba starts compiling one of this module's kernels
+    (not when it loads one from the cache), once per process.
+
+    Numba signals a compilation with its ``numba:compile`` event; loads from the cache raise no
+    event. The line goes through ``tqdm.write`` so that a live progress bar moves below it.
+    """
+
+    def __init__(self):
+        self.shown = False
+
+    def on_start(self, compilation):
+        function = getattr(compilation.data['dispatcher'], 'py_func', None)  # any user's jit too
+        if not self.shown and getattr(function, '__module__', None) == __name__:
+            self.shown = True
+            tqdm.write(COMPILE_NOTICE, file=sys.stderr)
+
+    def on_end(self, compilation):
+        """Nothing to do when a compilation ends."""
+
+
+event.register('numba:compile', _CompileNotice())
 
 _kernel = njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
 _serial = njit(cache=True, fastmath=False, error_model='numpy')

@@ -3,6 +3,8 @@ from matplotlib.ticker import MaxNLocator
 
 from minidl.viz.figures import finish, new_figure
 
+AXIS_NAMES = {'acc': 'accuracy'}  # Keras's short metric names, spelled out on the y axis
+
 
 def smooth_curve(points, factor=0.8):
     """Exponential moving average: each point becomes ``factor * previous + (1 - factor) *
@@ -13,12 +15,14 @@ def smooth_curve(points, factor=0.8):
     return smoothed
 
 
-def plot_history(history, metrics=None, smooth=None, path=None):
-    """One panel per metric with its training and validation curves per epoch.
+def plot_history(history, metrics=None, smooth=None, path=None, title=None):
+    """One panel per metric with its training and validation curves per epoch, the metric
+    named on its y axis.
 
     history: a History (what ``fit`` returns) or its ``.history`` dict. metrics: keys to
     draw, e.g. ``['loss', 'acc']``; by default every key that is not a ``val_`` key or the
-    learning rate. smooth: a :func:`smooth_curve` factor for all the curves.
+    learning rate. smooth: a :func:`smooth_curve` factor for all the curves. title: the
+    figure's title, e.g. the model and the data it was trained on.
     """
     history = getattr(history, 'history', history)
     metrics = metrics or [key for key in history if not key.startswith('val_') and key != 'lr']
@@ -32,7 +36,10 @@ def plot_history(history, metrics=None, smooth=None, path=None):
                 values = smooth_curve(history[name], smooth) if smooth else history[name]
                 ax.plot(range(1, len(values) + 1), values, style, label=f'{label} {key}')
         ax.set_xlabel('epoch')
+        ax.set_ylabel(AXIS_NAMES.get(key, key))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(key + (f' (smoothed, {smooth})' if smooth else ''))
         ax.legend()
+    if title:
+        fig.suptitle(title)
     return finish(fig, path)

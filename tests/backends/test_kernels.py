@@ -7,12 +7,17 @@ reference to the dtype's tolerance (indices and dropout masks exactly).
 """
 import inspect
 import math
+import os
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+import minidl
 from minidl.backends import kernels, reference
 
 try:
@@ -642,3 +647,31 @@ def test_missing_numba_warns_once_and_falls_back(cpu_setting, monkeypatch):
 def test_unknown_implementation_is_a_value_error():
     with pytest.raises(ValueError, match='unknown kernel implementation'):
         kernels.get('opencl')
+
+
+COMPILE_TWO_KERNELS = """
+import numba
+import numpy as np
+from minidl.backends import numba_cpu
+numba.njit(lambda x: x + 1)(1)  # not minidl's: compiled in every run, never announced
+y, argmax = numba_cpu.global_maxpool_forward(np.ones((1, 2, 3), np.float32))
+numba_cpu.global_maxpool_backward(y, argmax, 2)
+"""
+
+
+def run_with_numba_cache(cache_dir):
+    """stderr of a fresh process that compiles a function of its own and runs two small
+    kernels, with Numba's cache in cache_dir."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache_dir),
+               PYTHONPATH=str(Path(minidl.__file__).parents[1]))
+    result = subprocess.run([sys.executable, '-c', COMPILE_TWO_KERNELS], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return result.stderr
+
+
+@needs_numba
+def test_a_cold_compile_says_so_once_and_a_cache_load_is_silent(tmp_path):
+    assert run_with_numba_cache(tmp_path).count(numba_cpu.COMPILE_NOTICE) == 1
+    assert list(tmp_path.rglob('*.nbc'))  # the kernels were compiled and cached
+    assert numba_cpu.COMPILE_NOTICE not in run_with_numba_cache(tmp_path)

@@ -2,10 +2,12 @@
 running them, never asserted here."""
 import importlib.util
 import json
+import os
 
 import pytest
 
 import conv_speed
+import first_step
 import h5_open
 import mnist_epoch
 import vgg_memory
@@ -49,3 +51,15 @@ def test_h5_open_times_the_heap_scan_against_plain_h5py(capsys):
     out = capsys.readouterr().out
     assert '1 global heap(s)' in out
     assert all(step in out for step in ('h5py read', 'heap scan', 'minidl load_weights'))
+
+
+def test_first_step_times_a_cold_and_a_warm_process(monkeypatch, capsys):
+    monkeypatch.setenv(kernels.ENV_VAR, 'reference')  # the smoke run compiles nothing
+    environment = dict(os.environ)
+    results = first_step.main(['--batch-size', '8'])
+    assert dict(os.environ) == environment  # the temporary cache was the children's alone
+    assert list(results) == ['cold', 'warm']
+    for result in results.values():
+        assert 0 < result['first_s'] < result['process_s'] and result['second_s'] > 0
+        assert (result['compiled'], result['loaded']) == (0, 0)
+    assert '0 compiled, 0 loaded from the cache' in capsys.readouterr().out

@@ -31,9 +31,13 @@ def test_smooth_curve_is_an_exponential_moving_average():
 def test_plot_history_draws_training_and_validation_per_metric(tmp_path):
     history = {'loss': [1.0, 0.5, 0.4], 'val_loss': [1.1, 0.7, 0.6], 'acc': [0.5, 0.7, 0.8],
                'val_acc': [0.4, 0.6, 0.7], 'lr': [0.1, 0.1, 0.01]}
-    fig = viz.plot_history(history, smooth=0.6, path=tmp_path / 'curves.png')
+    fig = viz.plot_history(history, smooth=0.6, path=tmp_path / 'curves.png',
+                           title='convnet on MNIST')
     assert isinstance(fig, Figure) and [ax.get_title() for ax in fig.axes] == \
         ['loss (smoothed, 0.6)', 'acc (smoothed, 0.6)']
+    assert [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes] == \
+        [('epoch', 'loss'), ('epoch', 'accuracy')]
+    assert fig.get_suptitle() == 'convnet on MNIST'
     assert all(len(ax.get_lines()) == 2 for ax in fig.axes)
     np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_ydata(),
                                viz.smooth_curve(history['loss'], 0.6))

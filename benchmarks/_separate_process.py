@@ -1,4 +1,4 @@
-"""Run the PyTorch half of a benchmark in a fresh Python process.
+"""A helper of the benchmark scripts, not a script: runs their PyTorch half in a fresh process.
 
 PyTorch and minidl's Numba kernels load the same OpenMP runtime (libgomp), which reads its
 wait policy once, when the first of them loads it. minidl asks for passive waits, so that its
@@ -11,8 +11,9 @@ import subprocess
 import sys
 
 
-def run_json(script, *args):
-    """Run ``python script *args`` and return the JSON object printed on its last line."""
+def run_json(script, *args, env=None):
+    """Run ``python script *args`` (in environment ``env``, None: this one) and return the
+    JSON object printed on its last line."""
     result = subprocess.run([sys.executable, str(script), *map(str, args)], check=True,
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env=env)
     return json.loads(result.stdout.strip().splitlines()[-1])
