@@ -73,9 +73,9 @@ def median_s(fn, repeat):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--megabytes', type=int, default=512,
-                        help='size of the weights written (default 512, about VGG16)')
+                        help='megabytes of weights written; 512 is about VGG16 (default: %(default)s)')
     parser.add_argument('--repeat', type=int, default=5,
-                        help='timed runs of each step; the median is printed (default 5)')
+                        help='timed runs of each step, whose median is printed (default: %(default)s)')
     args = parser.parse_args(argv)
     model = model_of(args.megabytes)
     with tempfile.TemporaryDirectory() as folder:
