@@ -467,21 +467,27 @@ def _view_problem(count, offset, size, stride):
             f'past the {count} elements of its storage') if last >= count else None
 
 
-def load_torch_weights(model, checkpoint, key=None):
+def load_torch_weights(model, checkpoint, key=None, strict=True):
     """Give ``model``'s layers the weights of a PyTorch state_dict, in order: the n-th minidl
     layer with weights takes the n-th PyTorch module with parameters. ``checkpoint`` is a path
     or what :func:`read_torch_checkpoint` returned: a state_dict, or a training checkpoint
     such as ``{'model': state_dict, 'optimizer': ..., 'epoch': 3}`` whose one state_dict is
-    used (``key`` names it when there are several). Mismatched counts or shapes are one
-    ValueError listing every misfit."""
+    used (``key`` names it when there are several). With ``strict=False`` the checkpoint may
+    have more modules than the model has layers with weights, as a whole VGG16 state_dict has
+    for ``VGG16(include_top=False)``: the layers take the first modules, the rest are left
+    unused. Returns the names of the modules left unused, as ``load_state_dict(strict=False)``
+    returns its unexpected keys. Mismatched counts or shapes are one ValueError listing every
+    misfit."""
     source = 'the checkpoint dict' if isinstance(checkpoint, dict) else checkpoint
     contents = checkpoint if isinstance(checkpoint, dict) else read_torch_checkpoint(checkpoint)
     modules = _modules(_state_dict(contents, key, source))
     targets = _weight_layers(model)
-    if len(modules) != len(targets):
+    if len(modules) < len(targets) or strict and len(modules) != len(targets):
+        hint = '; pass strict=False to load the first ones and leave the rest' \
+            if len(modules) > len(targets) else ''
         raise ValueError(f'the checkpoint has {len(modules)} modules with parameters '
                          f'({", ".join(modules)}) but {model.name} has {len(targets)} layers '
-                         f'with weights ({", ".join(layer.name for layer, _ in targets)})')
+                         f'with weights ({", ".join(layer.name for layer, _ in targets)}){hint}')
     converted, problems = [], []
     for (layer, flattened), (name, params) in zip(targets, modules.items()):
         arrays = _convert(layer, params, flattened)
@@ -495,6 +501,7 @@ def load_torch_weights(model, checkpoint, key=None):
         raise ValueError('the checkpoint does not fit:\n  ' + '\n  '.join(problems))
     for (layer, _), arrays in zip(targets, converted):
         layer.set_weights(arrays)
+    return list(modules)[len(targets):]
 
 
 def _state_dict(contents, key, source):
