@@ -1,18 +1,36 @@
 """PyTorch checkpoints (``torch.save(model.state_dict(), path)``, or a training checkpoint
 holding one) read without PyTorch, and loaded into the matching minidl model.
 
-A checkpoint is a zip holding ``<dir>/data.pkl``, a pickle whose tensors point at raw
-storages ``<dir>/data/<key>`` beside it, in the byte order ``<dir>/byteorder`` names (little
-when absent). The file comes from a stranger, so the reader trusts nothing in it:
+``torch.save`` has written two formats, told apart by their first bytes as ``torch.load``
+does:
 
-* the pickle is read by :class:`~minidl.io.safe_pickle.SafeUnpickler` with a closed list of
-  the globals a state_dict uses, mapped to inert stand-ins: loading a file never runs its code;
-* a storage is read only when its declared element count times its item size is exactly the
-  size its zip member has, reading no more than that and checking the member's CRC-32;
-* every tensor's offset, sizes and strides are proven inside its storage before its array is
-  made, and the arrays of one file may total at most twice the bytes of the storages read
-  (tied weights view one storage twice) plus 64 KiB, which refuses an expanded view (stride
-  0) of a tiny storage to a huge size: ``torch.save`` of a state_dict never writes one;
+* since PyTorch 1.6, a zip holding ``<dir>/data.pkl``, a pickle whose tensors point at raw
+  storages ``<dir>/data/<key>`` beside it, in the byte order ``<dir>/byteorder`` names
+  (little when absent);
+* before it (and with ``_use_new_zipfile_serialization=False``; torchvision's published
+  weights are such files), a stream of pickles: the magic number 0x1950a86a20f9469cfc6c, the
+  format version 1001, the writer's sys_info, the contents (whose storage records carry a
+  sixth field, the view of the storage a tensor uses, if any) and the list of storage keys,
+  followed by each storage as an 8-byte element count and its bytes, little-endian whatever
+  sys_info says, as torch writes and reads them.
+
+Both are read by one unpickler over either source (:class:`_Archive`, :class:`_Stream`);
+DESIGN.md's one module per format would have the two import each other, so they share this
+one. The file comes from a stranger, so the reader trusts nothing in it:
+
+* the pickles are read by :class:`~minidl.io.safe_pickle.SafeUnpickler` with a closed list of
+  the globals a state_dict uses, mapped to inert stand-ins (the legacy format's other pickles
+  with none): loading a file never runs its code;
+* a storage is read only when the file can hold its declared element count times its item
+  size: a zip member must have exactly that size (its CRC-32 checked), and the legacy format's
+  storages together must fit in the bytes after the pickle before one is noted, and each
+  carries its count, which must be the declared one;
+* every tensor's offset, sizes and strides (and every legacy view's) are proven inside its
+  storage before its array is made, and the arrays of one file may total at most twice the
+  bytes of its storages (tied weights view one storage twice) plus 64 KiB, which refuses an
+  expanded view (stride 0) of a tiny storage to a huge size: ``torch.save`` of a state_dict
+  never writes one. Arrays are made as the pickle builds them and filled afterwards, one
+  storage at a time, since the legacy format stores the storages after the pickle;
 * anything wrong raises :class:`~minidl.io.WeightFileError` naming the file and the fault,
   the storage key for a storage or a tensor; the errors zipfile and the unpickler raise on
   damaged bytes become one at the single boundary, :func:`read_torch_checkpoint`.
@@ -43,11 +61,11 @@ import numpy as np
 from minidl.io.errors import WeightFileError
 from minidl.io.safe_pickle import SafeUnpickler
 
-_MAX_PICKLE_BYTES = 16 << 20  # a state_dict's pickle takes about 150 bytes a tensor
+_MAX_PICKLE_BYTES = 16 << 20  # for a pickle (legacy: all five), at some 150 bytes a tensor
 _MAX_RANK = 32                # NumPy's own limit; no weight comes near it
 _MAX_INDEX = 1 << 62          # sizes, strides, offsets and counts are below this
 _VIEW_ALLOWANCE = 64 << 10    # bytes of arrays a file may make beyond twice its storages
-_ZIP_MAGIC = b'PK\x03\x04'     # how a zip file starts, and so how torch tells its formats apart
+_ZIP_MAGIC = b'PK\x03\x04'    # how a zip starts, and so how torch tells its formats apart
 _LEGACY_MAGIC = 0x1950a86a20f9469cfc6c  # the first pickle of the legacy format
 _LEGACY_VERSION = 1001        # its second
 # What zipfile and the unpickler raise on damaged bytes (a bad CRC, a truncated pickle, a
@@ -278,13 +296,15 @@ class _Stream:
                              f'{len(self.storages)} storages its tensors use, each once')
         offset = self.head.tell()
         for key in keys:
-            dtype, count = self.storages[key]
-            yield key, self.read_storage(key, offset, count * dtype.itemsize, count)
-            offset += 8 + count * dtype.itemsize
+            data = self.read_storage(key, offset, *self.storages[key])
+            yield key, data
+            offset += 8 + len(data)
 
-    def read_storage(self, key, offset, nbytes, count):
-        """The ``nbytes`` bytes of storage ``key`` from ``offset``, after its element count,
-        which must be ``count``; checked to be in the file before they are read."""
+    def read_storage(self, key, offset, dtype, count):
+        """The bytes of storage ``key`` (``count`` elements of ``dtype``) from ``offset``,
+        after its element count, which must be ``count``; checked to be in the file before
+        they are read."""
+        nbytes = count * dtype.itemsize
         self.file.seek(offset)
         record = self.file.read(8)
         if len(record) != 8 or offset + 8 + nbytes > self.size:
