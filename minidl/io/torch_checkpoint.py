@@ -47,6 +47,7 @@ PyTorch lays weights out channels-first, minidl channels-last (as Keras), so
   variance (``num_batches_tracked`` has no counterpart).
 """
 import collections
+import contextlib
 import io
 import math
 import os
@@ -268,8 +269,20 @@ class _Stream:
 
     def plain(self, what):
         """The next pickle, which holds only plain data: no global, no persistent id."""
-        return SafeUnpickler(self.head, {}, lambda module, name: self.error(
-            f'its {what} holds a {_show(module)[1:-1]}.{_show(name)[1:-1]}')).load()
+        with self.bounded():
+            return SafeUnpickler(self.head, {}, lambda module, name: self.error(
+                f'its {what} holds a {_show(module)[1:-1]}.{_show(name)[1:-1]}')).load()
+
+    @contextlib.contextmanager
+    def bounded(self):
+        """Refuse, as such, a pickle that runs on past the first 16 MiB read."""
+        try:
+            yield
+        except (EOFError, pickle.UnpicklingError):
+            if self.head.tell() < _MAX_PICKLE_BYTES:
+                raise
+            raise self.error(f'its pickles run on past its first {_MAX_PICKLE_BYTES} bytes, '
+                             f'the most a checkpoint\'s may take') from None
 
     def pickle(self):
         """The contents' pickle, read from where it starts to its end."""
@@ -347,16 +360,20 @@ class _CheckpointUnpickler(SafeUnpickler):
         contents = super().load()
         _check_plain(contents, self.source)
         for key, raw in self.source.each_storage():
-            dtype = self.storages[key].dtype
-            if dtype == bool and raw.translate(None, b'\x00\x01'):
-                raise self.source.error(f'bool storage {_show(key)} holds bytes other than 0 '
-                                        f'and 1')
-            data = np.frombuffer(raw, dtype.newbyteorder(self.source.order))
-            for array, storage, offset, stride in self.copies.pop(key, ()):
-                array[...] = np.lib.stride_tricks.as_strided(
-                    data[storage.start + offset:], array.shape, tuple(s * dtype.itemsize
-                                                                      for s in stride))
+            self.fill(key, raw)
         return contents
+
+    def fill(self, key, raw):
+        """Copy into each array made on storage ``key`` (or on a view of it) its elements
+        from ``raw``, the storage's bytes in the file's byte order."""
+        dtype = self.storages[key].dtype
+        if dtype == bool and raw.translate(None, b'\x00\x01'):
+            raise self.source.error(f'bool storage {_show(key)} holds bytes other than 0 and 1')
+        data = np.frombuffer(raw, dtype.newbyteorder(self.source.order))
+        for array, storage, offset, stride in self.copies.pop(key, ()):
+            array[...] = np.lib.stride_tricks.as_strided(
+                data[storage.start + offset:], array.shape,
+                tuple(step * dtype.itemsize for step in stride))
 
     def persistent_load(self, pid):
         """The storage that a record ``('storage', torch.FloatStorage, key, location, count)``
@@ -381,10 +398,11 @@ class _CheckpointUnpickler(SafeUnpickler):
         return storage
 
     def rebuild_tensor(self, storage, offset, size, stride, *_):
-        """The array ``torch._utils._rebuild_tensor_v2`` makes: ``size`` elements ``stride``
-        apart from element ``offset`` of ``storage``, in native byte order. Made once proven
-        inside the storage and within the file's budget of array bytes (each storage lets the
-        arrays made grow by twice its bytes), and filled by :meth:`load`."""
+        """The array ``torch._utils._rebuild_tensor_v2`` (``_rebuild_tensor`` before PyTorch
+        0.4) makes: ``size`` elements ``stride`` apart from element ``offset`` of ``storage``,
+        in native byte order. Made once proven inside the storage and within the file's
+        budget of array bytes (each storage lets the arrays made grow by twice its bytes),
+        and filled by :meth:`fill`."""
         if not isinstance(storage, _Storage):
             raise self.source.error(f'a tensor on {_show(storage)}, not on a storage')
         where = f'the tensor on storage {_show(storage.key)}'
@@ -437,6 +455,12 @@ class _CheckpointUnpickler(SafeUnpickler):
 class _LegacyUnpickler(_CheckpointUnpickler):
     """The legacy format's pickle, whose storage records carry a sixth field: None, or the
     ``(key, offset, count)`` of a view of the storage (which PyTorch before 1.0 wrote)."""
+
+    def load(self):
+        """As :meth:`_CheckpointUnpickler.load`; a pickle running on past the first 16 MiB
+        is refused as such."""
+        with self.source.bounded():
+            return super().load()
 
     def persistent_load(self, pid):
         """The storage, or the view of it, that ``('storage', type, key, location, count,

@@ -19,8 +19,8 @@ import mutation
 from minidl import layers, models
 from minidl.io import WeightFileError, load_torch_weights, read_torch_checkpoint
 from test_torch_checkpoint import tiny_convnet
-from test_torch_hostile import (FLOAT, HOWS, PLACES, Global, Pickler, Raw, Storage,
-                                extensions, payload, peak_bytes, storage, storages_in, tensor)
+from test_torch_hostile import (HOWS, PLACES, Global, Pickler, Raw, Storage, extensions,
+                                payload, peak_bytes, storage, storages_in, tensor)
 
 DATA = Path(__file__).parent / 'data'
 MAGIC, VERSION = 0x1950a86a20f9469cfc6c, 1001
@@ -85,8 +85,9 @@ def test_a_legacy_file_reads_as_its_zip_twin(name, tmp_path):
 def test_a_legacy_state_dict_computes_what_pytorch_computed():
     model = tiny_convnet()
     assert load_torch_weights(model, DATA / 'tiny_convnet_legacy.pt') == []
-    io_ = np.load(DATA / 'tiny_convnet_io.npz')
-    np.testing.assert_allclose(model.predict(io_['x']), io_['y'], rtol=1e-5, atol=1e-5)
+    expected = np.load(DATA / 'tiny_convnet_io.npz')
+    np.testing.assert_allclose(model.predict(expected['x']), expected['y'], rtol=1e-5,
+                               atol=1e-5)
 
 
 def test_a_base_takes_the_first_modules_of_a_whole_state_dict_only_when_asked():
@@ -192,6 +193,14 @@ def test_nothing_is_allocated_before_the_file_is_known_to_hold_it(pt, obj, fault
     result, peak = peak_bytes(read_torch_checkpoint, pt)
     assert isinstance(result, WeightFileError) and fault in str(result), result
     assert peak < 1 << 20
+
+
+@pytest.mark.parametrize('place', ['contents', 'keys'])
+def test_the_pickles_are_read_from_the_first_16_MiB_only(pt, place):
+    big = 'x' * (16 << 20)
+    write(pt, {'w': big} if place == 'contents' else {}, keys=[big] if place == 'keys' else None)
+    with pytest.raises(WeightFileError, match='pickles run on past its first 16777216 bytes'):
+        read_torch_checkpoint(pt)
 
 
 def test_files_that_are_no_checkpoint_say_so(tmp_path):
