@@ -296,8 +296,7 @@ class _Stream:
         room = self.size - self.head.tell()
         if self.declared > room:
             raise self.error(f'storage {_show(key)} takes the storages declared to '
-                             f'{self.declared} bytes, more than the {room} the file has after '
-                             f'the pickle')
+                             f'{self.declared} bytes, more than the {room} left in the file')
 
     def each_storage(self):
         """``(key, bytes)`` of each storage, in the file's order, which the list of keys after

@@ -8,6 +8,7 @@ test_torch_hostile's pickler, their storage records carrying the legacy format's
 the view. Tests marked ``interop`` check crafted files against ``torch.load``."""
 import collections
 import io
+import re
 import struct
 from pathlib import Path
 
@@ -184,14 +185,14 @@ def test_a_truncated_storage_is_refused(pt):
 @pytest.mark.parametrize('obj, fault', [
     ({'w': tensor(FOUR._replace(count=2 ** 40), 0, (4,), (1,))},
      "storage '0' takes the storages declared to 4398046511112 bytes, more than the"),
-    ({f'w{i}': tensor(FOUR._replace(key=str(i), count=2 ** 20), 0, (1,), (1,))
-      for i in range(64)}, 'takes the storages declared to'),
+    ({f'w{i}': tensor(FOUR._replace(key=str(i), count=100), 0, (1,), (1,))  # each could fit
+      for i in range(64)}, "storage '[1-9][0-9]*' takes the storages declared to"),
     ({'w': tensor(FOUR, 0, (2 ** 20, 2 ** 20), (0, 0))}, 'more than its file'),
 ])
 def test_nothing_is_allocated_before_the_file_is_known_to_hold_it(pt, obj, fault):
     write(pt, obj)
     result, peak = peak_bytes(read_torch_checkpoint, pt)
-    assert isinstance(result, WeightFileError) and fault in str(result), result
+    assert isinstance(result, WeightFileError) and re.search(fault, str(result)), result
     assert peak < 1 << 20
 
 
