@@ -42,7 +42,8 @@ class _Opcodes(dict):
 
 
 class SafeUnpickler(pickle._Unpickler):
-    """Unpickles ``data`` (bytes) resolving globals through ``allowed``, a dict
+    """Unpickles ``data`` (bytes, or an io.BytesIO read from its position and left just past
+    the pickle's STOP, for files of several pickles) resolving globals through ``allowed``, a dict
     ``{(module, name): stand-in}``; ``refuse(module, name)`` is the exception raised for any
     other global. Subclasses may define ``persistent_load(pid)`` and ``build(instance, state)``."""
 
@@ -50,7 +51,7 @@ class SafeUnpickler(pickle._Unpickler):
                          if _NAMES.get(code) in _PLAIN})
 
     def __init__(self, data, allowed, refuse):
-        super().__init__(io.BytesIO(data))
+        super().__init__(data if isinstance(data, io.BytesIO) else io.BytesIO(data))
         self.allowed, self.refuse = allowed, refuse
 
     def find_class(self, module, name):
