@@ -19,7 +19,6 @@ without it, trains the same net for one epoch first (about 15 s on two cores). W
 import argparse
 from pathlib import Path
 
-import numpy as np
 from matplotlib.figure import Figure
 
 import mnist_convnet

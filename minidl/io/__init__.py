@@ -6,6 +6,7 @@ A file that cannot be read raises :class:`WeightFileError` (a ValueError) naming
 what is wrong with it.
 """
 from minidl.io.errors import WeightFileError
-from minidl.io.torch_checkpoint import load_torch_weights, read_torch_checkpoint
+from minidl.io.torch_checkpoint import read_torch_checkpoint
+from minidl.io.torch_weights import load_torch_weights
 
 __all__ = ['WeightFileError', 'load_torch_weights', 'read_torch_checkpoint']

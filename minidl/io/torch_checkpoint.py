@@ -1,5 +1,5 @@
 """PyTorch checkpoints (``torch.save(model.state_dict(), path)``, or a training checkpoint
-holding one) read without PyTorch, and loaded into the matching minidl model.
+holding one) read without PyTorch, every tensor as a NumPy array.
 
 ``torch.save`` has written two formats, told apart by their first bytes as ``torch.load``
 does:
@@ -35,16 +35,7 @@ one. The file comes from a stranger, so the reader trusts nothing in it:
   the storage key for a storage or a tensor; the errors zipfile and the unpickler raise on
   damaged bytes become one at the single boundary, :func:`read_torch_checkpoint`.
 
-PyTorch lays weights out channels-first, minidl channels-last (as Keras), so
-:func:`load_torch_weights` converts each layer's weights:
-
-* Conv2d ``(out, in, kh, kw)`` -> Conv2D ``(kh, kw, in, out)``; Conv1d ``(out, in, k)`` ->
-  Conv1D ``(k, in, out)``;
-* Linear ``(out, in)`` -> Dense ``(in, out)``, and for the first Dense after a Flatten of
-  feature maps, the inputs are reordered from PyTorch's flattening order (C, H, W) to
-  minidl's (H, W, C) (or (C, L) to (L, C) for sequences);
-* BatchNorm ``weight, bias, running_mean, running_var`` -> gamma, beta, moving mean and
-  variance (``num_batches_tracked`` has no counterpart).
+:func:`minidl.io.torch_weights.load_torch_weights` gives what this reads to a minidl model.
 """
 import collections
 import contextlib
@@ -107,7 +98,7 @@ class _Shown(reprlib.Repr):
         return repr(value) if value.bit_length() < 64 else f'<int of {value.bit_length()} bits>'
 
 
-_show = _Shown().repr
+show_value = _Shown().repr  # a value from a file, shortened for a message
 
 
 def read_torch_checkpoint(path):
@@ -127,7 +118,7 @@ def read_torch_checkpoint(path):
         raise
     except _DAMAGE as exc:
         raise WeightFileError(path, f'cannot be read ({type(exc).__name__}: '
-                                    f'{_show(str(exc))[1:-1]})') from None
+                                    f'{show_value(str(exc))[1:-1]})') from None
 
 
 _PLAIN = {dict, collections.OrderedDict, list, tuple, str, bytes, bytearray, int, float, bool,
@@ -194,7 +185,7 @@ class _Archive:
         are checked against the zip directory before reading, and the bytes read (never more
         than the directory says) against its size and CRC-32."""
         info = self.members.get(name)
-        name = _show(name)[1:-1]
+        name = show_value(name)[1:-1]
         if info is None:
             raise self.error(f'has no member {name}')
         if info.flag_bits & 0x1:
@@ -230,7 +221,7 @@ def _byteorder(archive):
         return '<'
     record = archive.read(name, most=16)
     if record not in (b'little', b'big'):
-        raise archive.error(f'byteorder record is {_show(record)}, not little or big')
+        raise archive.error(f'byteorder record is {show_value(record)}, not little or big')
     return '<' if record == b'little' else '>'
 
 
@@ -258,7 +249,7 @@ class _Stream:
                              'before PyTorch 1.6 a stream that starts with its magic number)')
         version = self.plain('format version')
         if type(version) is not int or version != _LEGACY_VERSION:
-            raise self.error(f'legacy format version {_show(version)}, not '
+            raise self.error(f'legacy format version {show_value(version)}, not '
                              f'{_LEGACY_VERSION}, the one torch.save writes')
         if type(self.plain('sys_info')) is not dict:
             raise self.error('sys_info record is not a dict')
@@ -271,7 +262,7 @@ class _Stream:
         """The next pickle, which holds only plain data: no global, no persistent id."""
         with self.bounded():
             return SafeUnpickler(self.head, {}, lambda module, name: self.error(
-                f'its {what} holds a {_show(module)[1:-1]}.{_show(name)[1:-1]}')).load()
+                f'its {what} holds a {show_value(module)[1:-1]}.{show_value(name)[1:-1]}')).load()
 
     @contextlib.contextmanager
     def bounded(self):
@@ -295,7 +286,7 @@ class _Stream:
         self.declared += 8 + count * dtype.itemsize
         room = self.size - self.head.tell()
         if self.declared > room:
-            raise self.error(f'storage {_show(key)} takes the storages declared to '
+            raise self.error(f'storage {show_value(key)} takes the storages declared to '
                              f'{self.declared} bytes, more than the {room} left in the file')
 
     def each_storage(self):
@@ -304,7 +295,7 @@ class _Stream:
         keys = self.plain('list of storage keys')
         if type(keys) is not list or not all(type(key) is str for key in keys) or \
                 sorted(keys) != sorted(self.storages):
-            raise self.error(f'its list of storage keys, {_show(keys)}, is not the '
+            raise self.error(f'its list of storage keys, {show_value(keys)}, is not the '
                              f'{len(self.storages)} storages its tensors use, each once')
         offset = self.head.tell()
         for key in keys:
@@ -320,14 +311,14 @@ class _Stream:
         self.file.seek(offset)
         record = self.file.read(8)
         if len(record) != 8 or offset + 8 + nbytes > self.size:
-            raise self.error(f'storage {_show(key)} ({nbytes} bytes at offset {offset}) runs '
+            raise self.error(f'storage {show_value(key)} ({nbytes} bytes at offset {offset}) runs '
                              f'past the end of the {self.size}-byte file')
         if int.from_bytes(record, 'little') != count:
-            raise self.error(f'storage {_show(key)} holds {int.from_bytes(record, "little")} '
+            raise self.error(f'storage {show_value(key)} holds {int.from_bytes(record, "little")} '
                              f'elements where the pickle says {count}')
         data = self.file.read(nbytes)
         if len(data) != nbytes:
-            raise self.error(f'storage {_show(key)} ends after {len(data)} of its {nbytes} bytes')
+            raise self.error(f'storage {show_value(key)} ends after {len(data)} of its {nbytes} bytes')
         return data
 
 
@@ -367,7 +358,7 @@ class _CheckpointUnpickler(SafeUnpickler):
         from ``raw``, the storage's bytes in the file's byte order."""
         dtype = self.storages[key].dtype
         if dtype == bool and raw.translate(None, b'\x00\x01'):
-            raise self.source.error(f'bool storage {_show(key)} holds bytes other than 0 and 1')
+            raise self.source.error(f'bool storage {show_value(key)} holds bytes other than 0 and 1')
         data = np.frombuffer(raw, dtype.newbyteorder(self.source.order))
         for array, storage, offset, stride in self.copies.pop(key, ()):
             array[...] = np.lib.stride_tricks.as_strided(
@@ -380,11 +371,11 @@ class _CheckpointUnpickler(SafeUnpickler):
         if not (type(pid) is tuple and len(pid) == 5 and type(pid[0]) is str and
                 pid[0] == 'storage' and isinstance(pid[1], _StorageType) and
                 type(pid[2]) is str and _is_index(pid[4])):
-            raise self.source.error(f'storage record {_show(pid)} is not (\'storage\', '
+            raise self.source.error(f'storage record {show_value(pid)} is not (\'storage\', '
                                     f'storage type, key, location, count)')
         _, kind, key, _, count = pid
         if kind.dtype is None:
-            raise self.source.error(f'storage {_show(key)}: dtype {kind.name} is not '
+            raise self.source.error(f'storage {show_value(key)}: dtype {kind.name} is not '
                                     f'supported (minidl reads {_SUPPORTED} tensors)')
         if key not in self.storages:
             self.source.declare(key, kind.dtype, count)
@@ -392,7 +383,7 @@ class _CheckpointUnpickler(SafeUnpickler):
             self.storages[key] = _Storage(key, kind.dtype, count, key, 0)
         storage = self.storages[key]
         if (storage.dtype, storage.count) != (kind.dtype, count):
-            raise self.source.error(f'storage {_show(key)} is named twice, with different '
+            raise self.source.error(f'storage {show_value(key)} is named twice, with different '
                                     f'types or sizes')
         return storage
 
@@ -403,8 +394,8 @@ class _CheckpointUnpickler(SafeUnpickler):
         budget of array bytes (each storage lets the arrays made grow by twice its bytes),
         and filled by :meth:`fill`."""
         if not isinstance(storage, _Storage):
-            raise self.source.error(f'a tensor on {_show(storage)}, not on a storage')
-        where = f'the tensor on storage {_show(storage.key)}'
+            raise self.source.error(f'a tensor on {show_value(storage)}, not on a storage')
+        where = f'the tensor on storage {show_value(storage.key)}'
         problem = _view_problem(storage.count, offset, size, stride)
         if problem:
             raise self.source.error(f'{where}: {problem}')
@@ -422,7 +413,7 @@ class _CheckpointUnpickler(SafeUnpickler):
     def rebuild_parameter(self, data, *_):
         """``torch._utils._rebuild_parameter``: a Parameter is its tensor."""
         if not isinstance(data, np.ndarray):
-            raise self.source.error(f'a parameter of {_show(data)}, not of a tensor')
+            raise self.source.error(f'a parameter of {show_value(data)}, not of a tensor')
         return data
 
     def refuse_dtype(self, *args):
@@ -439,7 +430,7 @@ class _CheckpointUnpickler(SafeUnpickler):
 
     def refuse_global(self, module, name):
         """The error for a global outside the closed list."""
-        return self.source.error(f'holds a {_show(module)[1:-1]}.{_show(name)[1:-1]}, which a '
+        return self.source.error(f'holds a {show_value(module)[1:-1]}.{show_value(name)[1:-1]}, which a '
                                  f'state_dict of tensors does not; save model.state_dict(), '
                                  f'not the model object')
 
@@ -465,7 +456,7 @@ class _LegacyUnpickler(_CheckpointUnpickler):
         """The storage, or the view of it, that ``('storage', type, key, location, count,
         view)`` names."""
         if not (type(pid) is tuple and len(pid) == 6):
-            raise self.source.error(f'storage record {_show(pid)} is not (\'storage\', storage '
+            raise self.source.error(f'storage record {show_value(pid)} is not (\'storage\', storage '
                                     f'type, key, location, count, view)')
         storage = super().persistent_load(pid[:5])
         return storage if pid[5] is None else self.view(storage, pid[5])
@@ -474,15 +465,15 @@ class _LegacyUnpickler(_CheckpointUnpickler):
         """Storage ``root``'s elements ``[offset, offset + count)``, as the view ``(key,
         offset, count)`` names them, once proven inside it; named by its key from then on."""
         if not (type(view) is tuple and len(view) == 3 and type(view[0]) is str):
-            raise self.source.error(f'storage view {_show(view)} is not (key, offset, count)')
+            raise self.source.error(f'storage view {show_value(view)} is not (key, offset, count)')
         key, offset, count = view
         problem = _view_problem(root.count, offset, (count,), (1,))
         if problem:
-            raise self.source.error(f'the view {_show(key)} of storage {_show(root.key)}: '
+            raise self.source.error(f'the view {show_value(key)} of storage {show_value(root.key)}: '
                                     f'{problem}')
         made = self.storages.setdefault(key, _Storage(key, root.dtype, count, root.key, offset))
         if made != (key, root.dtype, count, root.key, offset):
-            raise self.source.error(f'storage {_show(key)} is named twice, as different views')
+            raise self.source.error(f'storage {show_value(key)} is named twice, as different views')
         return made
 
 
@@ -495,12 +486,12 @@ def _view_problem(count, offset, size, stride):
     """Why ``size`` elements ``stride`` apart from element ``offset`` are not a view inside a
     storage of ``count`` elements, or None when they are."""
     if type(size) is not tuple or type(stride) is not tuple:
-        return f'size {_show(size)} and stride {_show(stride)} are not both tuples'
+        return f'size {show_value(size)} and stride {show_value(stride)} are not both tuples'
     if len(size) != len(stride) or len(size) > _MAX_RANK:
         return (f'{len(size)} sizes and {len(stride)} strides, where a tensor has as many of '
                 f'each, at most {_MAX_RANK}')
     if not all(_is_index(n) for n in (offset, *size, *stride)):
-        return (f'offset {_show(offset)}, size {_show(size)} and stride {_show(stride)} are '
+        return (f'offset {show_value(offset)}, size {show_value(size)} and stride {show_value(stride)} are '
                 f'not all ints in [0, 2**62)')
     if 0 in size:
         return f'offset {offset} is past the {count} elements of its storage' \
@@ -508,124 +499,3 @@ def _view_problem(count, offset, size, stride):
     last = offset + sum((n - 1) * s for n, s in zip(size, stride))
     return (f'size {size} with stride {stride} from offset {offset} reaches element {last}, '
             f'past the {count} elements of its storage') if last >= count else None
-
-
-def load_torch_weights(model, checkpoint, key=None, strict=True):
-    """Give ``model``'s layers the weights of a PyTorch state_dict, in order: the n-th minidl
-    layer with weights takes the n-th PyTorch module with parameters. ``checkpoint`` is a path
-    or what :func:`read_torch_checkpoint` returned: a state_dict, or a training checkpoint
-    such as ``{'model': state_dict, 'optimizer': ..., 'epoch': 3}`` whose one state_dict is
-    used (``key`` names it when there are several). With ``strict=False`` the checkpoint may
-    have more modules than the model has layers with weights, as a whole VGG16 state_dict has
-    for ``VGG16(include_top=False)``: the layers take the first modules, the rest are left
-    unused. Returns the names of the modules left unused, as ``load_state_dict(strict=False)``
-    returns its unexpected keys. Mismatched counts or shapes are one ValueError listing every
-    misfit."""
-    source = 'the checkpoint dict' if isinstance(checkpoint, dict) else checkpoint
-    contents = checkpoint if isinstance(checkpoint, dict) else read_torch_checkpoint(checkpoint)
-    modules = _modules(_state_dict(contents, key, source))
-    targets = _weight_layers(model)
-    if len(modules) < len(targets) or strict and len(modules) != len(targets):
-        hint = '; pass strict=False to load the first ones and leave the rest' \
-            if len(modules) > len(targets) else ''
-        raise ValueError(f'the checkpoint has {len(modules)} modules with parameters '
-                         f'({", ".join(modules)}) but {model.name} has {len(targets)} layers '
-                         f'with weights ({", ".join(layer.name for layer, _ in targets)}){hint}')
-    converted, problems = [], []
-    for (layer, flattened), (name, params) in zip(targets, modules.items()):
-        arrays = _convert(layer, params, flattened)
-        expected = [w.shape for w in layer.weights]
-        got = [a.shape for a in arrays] if arrays is not None else \
-            {param: array.shape for param, array in params.items()}
-        if expected != got:
-            problems.append(f'{layer.name} expects {expected}, {name} gives {got}')
-        converted.append(arrays)
-    if problems:
-        raise ValueError('the checkpoint does not fit:\n  ' + '\n  '.join(problems))
-    for (layer, _), arrays in zip(targets, converted):
-        layer.set_weights(arrays)
-    return list(modules)[len(targets):]
-
-
-def _state_dict(contents, key, source):
-    """The state_dict in ``contents``: ``contents[key]``, else ``contents`` itself, else its
-    one value that is a state_dict (as in a training checkpoint)."""
-    if key is not None:
-        if not isinstance(contents, dict) or key not in contents:
-            raise WeightFileError(source, f'has no key {_show(key)} (its keys: '
-                                          f'{_keys(contents)})')
-        if not _is_state_dict(contents[key]):
-            raise WeightFileError(source, f'{_show(key)} is not a state_dict (a dict of '
-                                          f'parameter names to tensors)')
-        return contents[key]
-    if _is_state_dict(contents):
-        return contents
-    found = [k for k, value in contents.items() if _is_state_dict(value)] \
-        if isinstance(contents, dict) else []
-    if len(found) == 1:
-        return contents[found[0]]
-    if found:
-        raise WeightFileError(source, f'holds {len(found)} state_dicts, under the keys '
-                                      f'{_show(found)[1:-1]}; pass key= one of them')
-    raise WeightFileError(source, f'holds no state_dict (a dict of parameter names to '
-                                  f'tensors), itself or under one of its keys ({_keys(contents)})')
-
-
-def _is_state_dict(value):
-    """True for a non-empty dict of str names to arrays."""
-    return isinstance(value, dict) and bool(value) and all(
-        type(name) is str and isinstance(array, np.ndarray) for name, array in value.items())
-
-
-def _keys(contents):
-    """The top-level keys of what a checkpoint holds, for messages."""
-    return _show(list(contents))[1:-1] if isinstance(contents, dict) else \
-        f'none: it holds a {type(contents).__name__}'
-
-
-def _modules(state):
-    """``{module name: {parameter name: array}}`` for the modules that hold parameters."""
-    modules = collections.OrderedDict()
-    for key, value in state.items():
-        module, _, param = key.rpartition('.')
-        if param != 'num_batches_tracked':
-            modules.setdefault(module, {})[param] = value
-    return modules
-
-
-def _weight_layers(model):
-    """``(layer, flattened)`` for every leaf layer with weights, nested models included;
-    ``flattened`` is the (..., C) shape a Flatten turned into this layer's input, if any."""
-    found, flattened = [], None
-    for layer in model.layers:
-        if hasattr(layer, 'layers'):
-            found += _weight_layers(layer)
-        elif type(layer).__name__ == 'Flatten' and len(layer.input_shape) >= 3:
-            flattened = layer.input_shape[1:]
-        elif layer.weights:
-            found.append((layer, flattened))
-            flattened = None
-    return found
-
-
-def _convert(layer, params, flattened):
-    """The PyTorch parameters of one module as the arrays ``layer.set_weights`` takes, or
-    None when they cannot be: a parameter missing, or a kernel of another rank or size."""
-    kind = type(layer).__name__
-    if kind == 'BatchNormalization':
-        names = ('weight', 'bias', 'running_mean', 'running_var')
-        return [params[name] for name in names] if set(names) <= set(params) else None
-    kernel = params.get('weight')
-    if kernel is None or kernel.ndim != len(layer.weights[0].shape):
-        return None
-    if kind in ('Conv2D', 'Conv1D'):
-        kernel = np.moveaxis(kernel, (0, 1), (-1, -2))  # (out, in, *k) -> (*k, in, out)
-    elif kind == 'Dense':
-        kernel = kernel.T
-        if flattened is not None:  # rows in PyTorch's (C, H, W) order -> minidl's (H, W, C)
-            *spatial, channels = flattened
-            if len(kernel) != np.prod(flattened):
-                return None
-            kernel = np.moveaxis(kernel.reshape(channels, *spatial, -1), 0, -2).reshape(
-                -1, kernel.shape[-1])
-    return [kernel] + ([params['bias']] if 'bias' in params else [])
