@@ -191,11 +191,28 @@ def new_head(units, name):
     return models.Sequential([L.Input((8, 8, 3))] + body + [L.Dense(units, name=name)])
 
 
-def test_tf_keras_weight_file_loads_by_position(tmp_path):
-    model = minidl_models()['convnet']
-    model.load_weights(fixture('tfk_convnet.h5', tmp_path))
-    io = np.load(FIXTURES / 'tfk_convnet_io.npz')
+@pytest.mark.parametrize('name', ['convnet', 'nested'])
+def test_tf_keras_weight_files_load_by_position(tmp_path, name):
+    model = minidl_models()[name]
+    model.load_weights(fixture(f'tfk_{name}.h5', tmp_path))
+    io = np.load(FIXTURES / f'tfk_{name}_io.npz')
     assert relative_difference(model.predict(io['x']), io['y']) <= 1e-5
+
+
+def test_nested_models_are_written_as_keras_2_and_read_in_older_minidl_layout(tmp_path):
+    source = seeded(minidl_models()['nested'], 4)
+    source.save_weights(tmp_path / 'w.h5')
+    with h5py.File(tmp_path / 'w.h5', 'r+') as f:
+        assert stored_names(f['model_weights/inner']) == [
+            'd1/kernel', 'd1/bias', 'd2/kernel', 'd2/bias']
+        inner = f['model_weights/inner']
+        del inner.attrs['weight_names']  # older minidl: layer_names and a group per layer
+        inner.attrs['layer_names'] = np.array([b'd1', b'd2'])
+        for layer in ('d1', 'd2'):
+            inner[layer].attrs['weight_names'] = np.array([b'kernel', b'bias'])
+    restored = minidl_models()['nested']
+    restored.load_weights(tmp_path / 'w.h5')
+    assert same_weights(restored.get_weights(), source.get_weights())
 
 
 def test_by_name_loads_the_layers_of_the_same_name_and_leaves_the_rest(tmp_path):
