@@ -26,6 +26,7 @@ before its data is read, and any h5py error on the way becomes a
 specification says of these few structures is parsed here; everything else is h5py's.
 """
 import contextlib
+import io
 import itertools
 import mmap
 import os
@@ -86,12 +87,18 @@ def _check_heap(path, data, start):
 
 
 @contextlib.contextmanager
-def open_h5(path):
+def open_h5(path, data=None):
     """A :class:`Reader` of the HDF5 file at ``path``, opened after its global heaps are
     checked; an h5py, OS or decoding error inside the block becomes a WeightFileError naming
-    the file."""
+    the file. ``data``, when given, is the file's bytes (a member of a ``.keras`` archive,
+    say), read in memory; ``path`` then only names it."""
     path = os.fspath(path)
     with _errors_named(path):
+        if data is not None:
+            heaps = check_global_heaps(path, data)
+            with h5py.File(io.BytesIO(data), 'r') as f:
+                yield Reader(f, path, data, heaps)
+            return
         _check_regular_file(path)
         with open(path, 'rb') as raw, mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as data:
             heaps = check_global_heaps(path, data)

@@ -21,7 +21,7 @@ import minidl
 import mutation
 from minidl import layers as L
 from minidl import models, optimizers, saving
-from minidl.io import WeightFileError, keras3_weights
+from minidl.io import WeightFileError, keras3_weights, keras_h5
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / 'fixtures'
@@ -130,6 +130,18 @@ def test_keras3_variables_are_stored_trainable_first_whatever_the_layer_flag(tmp
     assert [w.name for w in keras3_weights.variables(bn)] == \
         ['bn/gamma', 'bn/beta', 'bn/moving_mean', 'bn/moving_variance']
     assert same_weights(stored, [w.numpy() for w in keras3_weights.variables(bn)])
+
+
+def test_a_weights_file_held_in_memory_loads_as_from_disk(tmp_path):
+    data = fixture('k3_nested.weights.h5', tmp_path).read_bytes()
+    model = minidl_models()['nested']
+    with keras_h5.open_h5('archive.keras/model.weights.h5', data) as reader:
+        keras3_weights.load_weights(reader, model)
+    io = np.load(FIXTURES / 'k3_nested_io.npz')
+    assert relative_difference(model.predict(io['x']), io['y']) <= 1e-5
+    with pytest.raises(WeightFileError, match='^archive.keras/model.weights.h5: '):
+        with keras_h5.open_h5('archive.keras/model.weights.h5', data[:5000]) as reader:
+            keras3_weights.load_weights(reader, model)
 
 
 def test_keras_2_13_spelling_of_the_layers_group_is_read(tmp_path):
