@@ -2,20 +2,30 @@
 
 ``model.save(path)`` writes the architecture as JSON (attribute ``model_config``), the compile
 settings (``training_config``), every weight under ``model_weights/<layer>/<weight>`` and the
-optimizer's state (its iteration count and each weight's slots, under ``optimizer_weights``, as
-Keras 2 does), so training resumes exactly where it stopped; ``save_weights`` writes only the
-weights. Files are written to a temporary name and renamed (:func:`minidl.utils.atomic_write`),
-so an interrupted save never leaves a half-written file behind. The h5 layout itself, and the
-checks that make a damaged file an error rather than a hang or a wrong answer, live in
-:mod:`minidl.io.keras_h5`; this module is the front door and turns configs into models.
+optimizer's state (its iteration count and each trainable weight's slots, under
+``optimizer_weights``), so training resumes exactly where it stopped. The compile settings and
+the optimizer state are spelled as tf-keras spells them (``optimizer_config``, ``Custom>Adam``,
+``iteration:0``, ``Adam/m/<weight>:0``), so tf-keras's ``load_model`` compiles the model and
+takes the state; tf-keras's, older tf.keras's and older minidl's spellings are all read.
+``save_weights`` writes only the weights: in Keras 3's layout (:mod:`minidl.io.keras3_weights`)
+for a name ending ``.weights.h5``, as Keras 3 requires, in Keras 2's otherwise; ``load_weights``
+tells the two apart by their content. Files are written to a temporary name and renamed
+(:func:`minidl.utils.atomic_write`), so an interrupted save never leaves a half-written file
+behind. The h5 layout itself, and the checks that make a damaged file an error rather than a
+hang or a wrong answer, live in :mod:`minidl.io.keras_h5`; this module is the front door and
+turns configs into models.
 
-Layers are matched in the order the file declares (``layer_names``); within a layer, weights
-are matched by name (``kernel``, ``gamma``, ...), since a layer's weight order changes with
-its trainable flags, and by position only where the names are Keras 1's. A model is built
-from a file's config under a budget of the bytes the file stores, so a config cannot make it
-allocate more than the weights it claims to hold. Because the layout is Keras's, the same
-reader loads Keras's own weight files, such as the pretrained ImageNet VGG16
-(``applications.VGG16(weights='imagenet')``).
+Layers are matched in the order the file declares (``layer_names``), or with ``by_name=True``
+by layer name (Keras 2's option); within a layer, weights are matched by name (``kernel``,
+``gamma``, ...), since a layer's weight order changes with its trainable flags, and by
+position only where the names are Keras 1's. A model is built from a file's config under a
+budget of the bytes the file stores, so a config cannot make it allocate more than the weights
+it claims to hold. Because the layout is Keras's, the same reader loads Keras's own weight
+files, such as the pretrained ImageNet VGG16 (``applications.VGG16(weights='imagenet')``).
+
+Compile settings minidl cannot train as saved (an optimizer it lacks, gradient clipping, a loss
+on logits) are refused, naming them, rather than skipped: a model that trains differently from
+the file is a silent wrong answer; ``load_model(path, compile=False)`` is the way around.
 
 Anything wrong with a file raises :class:`minidl.io.WeightFileError` naming the file.
 """
@@ -291,9 +301,9 @@ def _load_optimizer(reader, model):
     if iterations is None or iterations.shape != () or iterations.dtype.kind != 'i':
         raise reader.error('optimizer_weights has no iteration count')
     params = model.trainable_weights
-    slots = {id(w): {} for w in params}
+    by_name, slots = {w.name: w for w in params}, {id(w): {} for w in params}
     for name in names[1:]:
-        target = _slot_of(model.optimizer, {w.name: w for w in params}, name)
+        target = _slot_of(model.optimizer, by_name, name)
         if target is None:
             warnings.warn(f'{reader.path}: optimizer_weights/{name} names no slot of a '
                           f'weight of {model.name}; the optimizer starts afresh', stacklevel=3)

@@ -1,10 +1,10 @@
 """Live checks of the Keras weight files and compile state against Keras itself: Keras 3
 (``.weights.h5``) and tf-keras (weights ``.h5`` by position and by name, ``model.save``'s
 ``training_config`` and optimizer state), each way. Skipped where the library is absent; run
-in a judge environment with minidl on the path, e.g.::
+in a judge environment with minidl on the path, e.g. (``$T`` this file)::
 
-    KERAS_BACKEND=torch PYTHONPATH=. /tmp/k3/bin/python -m pytest -q -m interop tests/io/test_keras_weights_roundtrip.py
-    PYTHONPATH=. /tmp/tfk/bin/python -m pytest -q -m interop tests/io/test_keras_weights_roundtrip.py
+    KERAS_BACKEND=torch PYTHONPATH=. /tmp/k3/bin/python -m pytest -q $T
+    PYTHONPATH=. /tmp/tfk/bin/python -m pytest -q $T
 
 With ``MINIDL_INTEROP_TABLE=<file>`` each comparison appends a row (format, direction, model,
 max relative difference) to that file.
