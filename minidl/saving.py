@@ -346,7 +346,7 @@ def _slot_of(optimizer, by_name, name):
 # (no clipping, the default epsilon) is dropped before.
 _INERT = {'name': None, 'weight_decay': (0,), 'use_ema': (False,),
           'ema_momentum': None, 'ema_overwrite_frequency': None, 'jit_compile': None,
-          'is_legacy_optimizer': (False,), 'amsgrad': (False,), 'centered': (False,)}
+          'is_legacy_optimizer': None, 'amsgrad': (False,), 'centered': (False,)}
 _ARGUMENTS = {'SGD': ('momentum', 'nesterov'), 'RMSprop': ('rho', 'epsilon'),
               'Adam': ('beta_1', 'beta_2', 'epsilon')}
 _LOSSES = {'CategoricalCrossentropy': 'categorical_crossentropy',
@@ -414,7 +414,10 @@ def _learning_rate(value):
     if value.get('class_name') != 'InverseTimeDecay' or config.get('staircase'):
         raise ValueError(f'learning-rate schedule {value.get("class_name")} is not supported '
                          f'(minidl has decay, which is InverseTimeDecay)')
-    return config['initial_learning_rate'], config['decay_rate'] / config['decay_steps']
+    if not float(config['decay_steps']) > 0:
+        raise ValueError(f'InverseTimeDecay decay_steps must be > 0, got '
+                         f'{config["decay_steps"]!r}')
+    return config['initial_learning_rate'], float(config['decay_rate']) / config['decay_steps']
 
 
 def _loss(spec):

@@ -351,6 +351,9 @@ def with_optimizer(class_name, **config):
     (with_optimizer('RMSprop', momentum=0.5), 'momentum=0.5'),
     (with_optimizer('SGD', learning_rate={'class_name': 'ExponentialDecay', 'config': {}}),
      'schedule ExponentialDecay is not supported'),
+    (with_optimizer('SGD', learning_rate={'class_name': 'InverseTimeDecay', 'config': {
+        'initial_learning_rate': 0.1, 'decay_rate': 0.5, 'decay_steps': 0}}),
+     'decay_steps must be > 0, got 0'),
     (lambda t: dict(t, loss={'class_name': 'CategoricalCrossentropy',
                              'config': {'from_logits': True}}), 'from_logits=True'),
     (lambda t: dict(t, loss_weights=[0.5, 0.5]), 'loss_weights'),
