@@ -253,9 +253,11 @@ def _load_by_name(reader, model, stored, skip_mismatch):
 
 # --- optimizer state ---------------------------------------------------------------------
 # Keras's names of each minidl optimizer's slots: (minidl slot, tf-keras 2.11+'s name, older
-# tf.keras's name), in tf-keras's order. tf-keras's SGD keeps its slot even without momentum.
-_SLOTS = {'SGD': [('velocity', 'm', 'momentum')], 'RMSprop': [('sq_avg', 'velocity', 'rms')],
-          'Adam': [('m', 'm', 'm'), ('v', 'v', 'v')]}
+# tf.keras's, Keras 3's), in tf-keras's order. tf-keras's SGD keeps its slot even without
+# momentum.
+_SLOTS = {'SGD': [('velocity', 'm', 'momentum', 'momentum')],
+          'RMSprop': [('sq_avg', 'velocity', 'rms', 'velocity')],
+          'Adam': [('m', 'm', 'm', 'momentum'), ('v', 'v', 'v', 'velocity')]}
 _INDEX = re.compile(r':\d+$')  # the ':0' TensorFlow appends to variable names
 
 
@@ -277,7 +279,7 @@ def _write_optimizer(f, model):
     iterations, slots = optimizer.get_state(params)
     named = [('iteration:0', np.int64(iterations))]
     for w, state in zip(params, slots):
-        for slot, keras_slot, _ in _slots(optimizer):
+        for slot, keras_slot, *_ in _slots(optimizer):
             named.append((f'{optimizer.name}/{keras_slot}/{w.name}:0',
                           state.get(slot, np.zeros(w.shape, w.dtype))))
     group = f.create_group('optimizer_weights')
@@ -287,8 +289,8 @@ def _write_optimizer(f, model):
 
 
 def _load_optimizer(reader, model):
-    """Restore the optimizer state of ``optimizer_weights``, as tf-keras, older tf.keras or
-    minidl wrote it, matched to the weights by name (files without one train on from a fresh
+    """Restore the optimizer state of ``optimizer_weights``, as tf-keras, older tf.keras,
+    Keras 3 or minidl wrote it, matched to the weights by name (files without one train on from a fresh
     optimizer, as in Keras). State whose names say nothing of the weights (Keras 2.0's
     ``training/RMSprop/Variable:0``) is not restored, with a warning, as tf-keras does with
     state it cannot use."""
@@ -303,6 +305,8 @@ def _load_optimizer(reader, model):
     params = model.trainable_weights
     by_name, slots = {w.name: w for w in params}, {id(w): {} for w in params}
     for name in names[1:]:
+        if name.split('/')[-1] == 'learning_rate':  # Keras 3 keeps its rate as a variable
+            continue
         target = _slot_of(model.optimizer, by_name, name)
         if target is None:
             warnings.warn(f'{reader.path}: optimizer_weights/{name} names no slot of a '
@@ -325,20 +329,35 @@ def _load_optimizer(reader, model):
 def _slot_of(optimizer, by_name, name):
     """``(weight, minidl slot)`` that the stored optimizer variable ``name`` holds, with slot
     None for a Keras slot this optimizer does not keep (SGD's without momentum); None when the
-    name is none of minidl's ``<weight>/<slot>``, tf-keras's ``<optimizer>/<slot>/<weight>``
-    or older tf.keras's ``<optimizer>/<weight>/<slot>``."""
+    name is none of minidl's ``<weight>/<slot>``, tf-keras's ``<optimizer>/<slot>/<weight>``,
+    older tf.keras's ``<optimizer>/<weight>/<slot>`` or Keras 3's
+    ``<optimizer>/<model>_<layer>_<weight>_<slot>``."""
     name = _INDEX.sub('', name)
     weight, _, slot = name.rpartition('/')
     if weight in by_name and slot in optimizer.slot_names:
         return by_name[weight], slot
     parts = name.split('/')
-    readings = [(parts[1] if len(parts) > 2 else None, '/'.join(parts[2:]), 1),
-                (parts[-1], '/'.join(parts[1:-1]), 2)]
-    for keras_slot, weight, spelling in readings:
-        for slot, *spellings in _slots(optimizer):
-            if weight in by_name and keras_slot == spellings[spelling - 1]:
-                return by_name[weight], slot if slot in optimizer.slot_names else None
+    for slot, tf_keras, tf_keras_1, keras_3 in _slots(optimizer):
+        readings = ['/'.join(parts[2:]) if parts[1:2] == [tf_keras] else None,
+                    '/'.join(parts[1:-1]) if parts[-1] == tf_keras_1 else None,
+                    _keras3_weight(by_name, parts[-1], keras_3)]
+        weight = next((w for w in readings if w in by_name), None)
+        if weight is not None:
+            return by_name[weight], slot if slot in optimizer.slot_names else None
     return None
+
+
+def _keras3_weight(by_name, stem, slot):
+    """The weight name that Keras 3's ``<path with _ for />_<slot>`` ends with, the longest
+    if several do; None if none does or two as long do."""
+    if not stem.endswith(f'_{slot}'):
+        return None
+    stem = stem[:-len(slot) - 1]
+    found = sorted((len(n), n) for n in by_name
+                   if stem == n.replace('/', '_') or stem.endswith('_' + n.replace('/', '_')))
+    if not found or (len(found) > 1 and found[-1][0] == found[-2][0]):
+        return None
+    return found[-1][1]
 
 
 # --- compile settings, in tf-keras's spelling ----------------------------------------------

@@ -268,10 +268,11 @@ def test_by_name_refuses_a_file_naming_two_layers_alike(tmp_path):
 
 
 # --- compile state: tf-keras's training_config and optimizer_weights -------------------------
-def tf_keras_model_file(tmp_path, optimizer):
-    """tf-keras's ``model.save`` of the convnet, with its ``model_config`` replaced by minidl's
-    (translating Keras's architecture configs is ``minidl.io.keras_config``'s part)."""
-    path = fixture(f'tfk_convnet_{optimizer}.h5', tmp_path)
+def tf_keras_model_file(tmp_path, optimizer, writer='tfk'):
+    """tf-keras's (or Keras 3's) ``model.save`` of the convnet to h5, with its ``model_config``
+    replaced by minidl's (translating Keras's architecture configs is
+    ``minidl.io.keras_config``'s part)."""
+    path = fixture(f'{writer}_convnet_{optimizer}.h5', tmp_path)
     with h5py.File(path, 'r+') as f:
         f.attrs['model_config'] = json.dumps(saving.serialize(minidl_models()['convnet']))
     return path
@@ -298,6 +299,28 @@ def test_tf_keras_compile_state_and_optimizer_slots_are_restored(tmp_path, optim
     assert len(kept) == len(stored) == len(model.trainable_weights) * \
         len(model.optimizer.slot_names)
     assert same_weights(kept, stored)
+
+
+def test_keras3_h5_compile_state_and_optimizer_slots_are_restored(tmp_path):
+    path = tf_keras_model_file(tmp_path, 'adam', writer='k3')
+    model = models.load_model(path)
+    config = model.optimizer.get_config()
+    assert (config['learning_rate'], config['beta_1']) == pytest.approx((0.002, 0.8))
+    with h5py.File(path) as f:
+        group = f['optimizer_weights']
+        names = stored_names(group)
+        assert names[:3] == ['adam/iteration', 'adam/learning_rate',
+                             'adam/convnet_conv1_kernel_momentum']
+        stored = [group[n][()] for n in names[2:]]
+    iterations, kept = slot_arrays(model)
+    assert iterations == 2 and len(kept) == 16 and same_weights(kept, stored)
+
+
+def test_keras3_slot_names_matching_two_weights_alike_are_not_guessed():
+    by_name = {'a_b/kernel': 1, 'b/kernel': 2, 'a/b_kernel': 3}
+    assert saving._keras3_weight(by_name, 'm_a_b_kernel_momentum', 'momentum') is None
+    assert saving._keras3_weight(by_name, 'm_b_kernel_momentum', 'momentum') == 'b/kernel'
+    assert saving._keras3_weight(by_name, 'm_b_kernel_velocity', 'momentum') is None
 
 
 def test_minidl_writes_training_config_and_optimizer_state_as_tf_keras(tmp_path):

@@ -41,13 +41,23 @@ def tf_keras():
 
 
 def agree(file_format, direction, name, got, want, tolerance=1e-5):
-    """Assert ``got`` matches ``want`` within ``tolerance`` (relative), recording the row."""
-    difference = relative_difference(np.asarray(got), np.asarray(want))
+    """Assert ``got`` matches ``want`` within ``tolerance`` (relative to ``max |want|``, or
+    absolute where ``want`` is all zeros), recording the row."""
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    assert got.shape == want.shape
+    difference = relative_difference(got, want) if np.any(want) else float(np.max(np.abs(got)))
     table = os.environ.get('MINIDL_INTEROP_TABLE')
     if table:
         with open(table, 'a') as rows:
             rows.write(f'{file_format}\t{direction}\t{name}\t{difference:.2e}\n')
     assert difference <= tolerance
+
+
+def agree_all(file_format, direction, name, got, want):
+    """Assert two lists of arrays (optimizer states) are equal, exactly, element by element."""
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        agree(file_format, direction, name, g, w, 0)
 
 
 def keras_input(model, seed):
@@ -178,8 +188,8 @@ def test_tf_keras_compile_state_loads_in_minidl_and_trains_on_alike(tmp_path, tf
     theirs.save(tmp_path / 'k.h5')
     with_architecture(tmp_path / 'k.h5', json.dumps(saving.serialize(minidl_models()['convnet'])))
     ours = models.load_model(tmp_path / 'k.h5')
-    for got, want in zip(minidl_arrays(ours), optimizer_arrays(theirs.optimizer)):
-        agree('Keras 2 model .h5 optimizer state', 'tf-keras -> minidl', kind, got, want, 0)
+    agree_all('Keras 2 model .h5 optimizer state', 'tf-keras -> minidl', kind,
+              minidl_arrays(ours), optimizer_arrays(theirs.optimizer))
     agree('Keras 2 model .h5 training on', 'tf-keras -> minidl', kind,
           *train_both(theirs, ours, *BATCHES[2]), tolerance=1e-4)
 
@@ -195,8 +205,8 @@ def test_minidl_compile_state_loads_in_tf_keras_and_trains_on_alike(tmp_path, tf
     theirs = tf_keras.models.load_model(tmp_path / 'm.h5')  # compile=True
     assert type(theirs.optimizer).__name__.lower() == kind
     assert theirs.loss.__name__ == 'categorical_crossentropy'
-    for got, want in zip(optimizer_arrays(theirs.optimizer), minidl_arrays(ours)):
-        agree('Keras 2 model .h5 optimizer state', 'minidl -> tf-keras', kind, got, want, 0)
+    agree_all('Keras 2 model .h5 optimizer state', 'minidl -> tf-keras', kind,
+              optimizer_arrays(theirs.optimizer), minidl_arrays(ours))
     agree('Keras 2 model .h5 training on', 'minidl -> tf-keras', kind,
           *train_both(theirs, ours, *BATCHES[2]), tolerance=1e-4)
 
@@ -211,3 +221,20 @@ def test_minidl_decay_is_tf_keras_inverse_time_decay(tmp_path, tf_keras):
     for x, y in BATCHES[1:]:
         got, want = train_both(theirs, ours, x, y)
     agree('Keras 2 model .h5 training on', 'minidl -> tf-keras', 'sgd decay', got, want, 1e-4)
+
+
+def test_keras3_h5_compile_state_loads_in_minidl_and_trains_on_alike(tmp_path, keras3):
+    theirs = keras_models.models(keras3)['convnet']
+    keras_input(theirs, 15)
+    theirs.compile(optimizer=keras3.optimizers.Adam(0.002, beta_1=0.8),
+                   loss='categorical_crossentropy', metrics=['acc'])
+    for x, y in BATCHES[:2]:
+        theirs.train_on_batch(x, y)
+    theirs.save(tmp_path / 'k.h5')
+    with_architecture(tmp_path / 'k.h5', json.dumps(saving.serialize(minidl_models()['convnet'])))
+    ours = models.load_model(tmp_path / 'k.h5')
+    variables = [v for v in theirs.optimizer.variables if not v.path.endswith('learning_rate')]
+    agree_all('Keras 2 model .h5 (Keras 3) optimizer state', 'Keras 3 -> minidl', 'adam',
+              minidl_arrays(ours), [np.asarray(v) for v in variables])
+    agree('Keras 2 model .h5 (Keras 3) training on', 'Keras 3 -> minidl', 'adam',
+          *train_both(theirs, ours, *BATCHES[2]), tolerance=1e-4)
