@@ -178,9 +178,9 @@ class Model(Trainer, Layer):
         from minidl.saving import save_weights
         save_weights(self, filepath)
 
-    def load_weights(self, filepath):
+    def load_weights(self, filepath, by_name=False, skip_mismatch=False):
         from minidl.saving import load_weights
-        load_weights(self, filepath)
+        load_weights(self, filepath, by_name, skip_mismatch)
 
     def get_config(self):
         from minidl.saving import functional_config

@@ -5,7 +5,8 @@ The layout (Keras 2's ``model.save``/``save_weights``; minidl writes the same)::
     /                      attrs model_config, training_config (JSON text)
     /model_weights         attrs layer_names: the layers in order
         /<layer>           attrs weight_names; one dataset per weight
-        /<nested model>    attrs layer_names; a group per layer, as above
+        /<nested model>    attrs weight_names <layer>/<weight>: all its weights, as Keras 2
+                           (older minidl wrote layer_names and a group per layer; read too)
     /optimizer_weights     attrs weight_names; datasets iterations, <weight>/<slot>
 
 Writing: every string is a fixed-length byte string (Keras 2 writes names so too), so minidl's
@@ -25,6 +26,7 @@ before its data is read, and any h5py error on the way becomes a
 specification says of these few structures is parsed here; everything else is h5py's.
 """
 import contextlib
+import io
 import itertools
 import mmap
 import os
@@ -85,12 +87,18 @@ def _check_heap(path, data, start):
 
 
 @contextlib.contextmanager
-def open_h5(path):
+def open_h5(path, data=None):
     """A :class:`Reader` of the HDF5 file at ``path``, opened after its global heaps are
     checked; an h5py, OS or decoding error inside the block becomes a WeightFileError naming
-    the file."""
+    the file. ``data``, when given, is the file's bytes (a member of a ``.keras`` archive,
+    say), read in memory; ``path`` then only names it."""
     path = os.fspath(path)
     with _errors_named(path):
+        if data is not None:
+            heaps = check_global_heaps(path, data)
+            with h5py.File(io.BytesIO(data), 'r') as f:
+                yield Reader(f, path, data, heaps)
+            return
         _check_regular_file(path)
         with open(path, 'rb') as raw, mmap.mmap(raw.fileno(), 0, access=mmap.ACCESS_READ) as data:
             heaps = check_global_heaps(path, data)
@@ -210,18 +218,19 @@ def write_array(group, name, array):
 
 
 def write_layers(group, model, weights_of):
-    """Write ``model``'s layers into ``group``: ``layer_names``, then a group per layer with
-    its ``weight_names`` and datasets; a nested model becomes a group of its own layers.
-    ``weights_of(layer)`` gives a layer's weights in the order to store them."""
+    """Write ``model``'s layers into ``group`` as Keras 2 does: ``layer_names``, then a group
+    per layer with its ``weight_names`` and datasets. ``weights_of(layer)`` gives a layer's
+    weights in the order to store them. A nested model is one group too, holding all its
+    weights in its own ``weights`` order, each named ``<layer>/<weight>`` (so stored under a
+    group per layer), which is what tf-keras reads by position."""
     write_names(group.attrs, 'layer_names', [layer.name for layer in model.layers])
     for layer in model.layers:
         sub = group.create_group(layer.name)
-        if hasattr(layer, 'layers'):
-            write_layers(sub, layer, weights_of)
-            continue
-        names = [w.name.split('/')[-1] for w in weights_of(layer)]
+        nested = hasattr(layer, 'layers')
+        weights = layer.weights if nested else weights_of(layer)
+        names = [w.name if nested else w.name.split('/')[-1] for w in weights]
         write_names(sub.attrs, 'weight_names', names)
-        for name, w in zip(names, weights_of(layer)):
+        for name, w in zip(names, weights):
             write_array(sub, name, w.numpy())
 
 
@@ -369,8 +378,21 @@ class Reader:
                 found += nested
                 ordered = ordered and nested_ordered
             elif weight_names:
-                found.append((name, [(n, self.dataset(sub, n)) for n in weight_names]))
+                found += _by_layer(name, [(n, self.dataset(sub, n)) for n in weight_names])
         return found, ordered
+
+
+def _by_layer(name, weights):
+    """``[(layer name, weights)]`` of one stored layer: a nested model stored as one layer
+    (Keras 2's way: weights named ``<layer>/<weight>`` for several layers) is split by layer,
+    in the order its layers first appear."""
+    prefixes = [n.split('/')[0] for n, _ in weights]
+    if len(set(prefixes)) < 2 or not all('/' in n for n, _ in weights):
+        return [(name, weights)]
+    layers = {prefix: [] for prefix in prefixes}
+    for prefix, weight in zip(prefixes, weights):
+        layers[prefix].append(weight)
+    return list(layers.items())
 
 
 def _tracks_order(group):

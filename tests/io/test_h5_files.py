@@ -337,7 +337,8 @@ def test_nested_models_declare_their_layer_order(tmp_path):
     outer.set_weights([np.full(w.shape, k, np.float32) for k, w in enumerate(outer.weights)])
     outer.save_weights(tmp_path / 'w.h5')
     with h5py.File(tmp_path / 'w.h5') as f:
-        assert list(f['model_weights/inner'].attrs['layer_names']) == [b'layer_2', b'layer_10']
+        assert list(f['model_weights/inner'].attrs['weight_names']) == [
+            b'layer_2/kernel', b'layer_2/bias', b'layer_10/kernel', b'layer_10/bias']
     restored = models.Sequential(
         [models.Sequential([layers.Dense(3, input_shape=(3,)), layers.Dense(3)]),
          layers.Dense(3)])

@@ -38,7 +38,10 @@ def _distinct(shape, seed=0):
 @pytest.mark.parametrize('make, shape, params', CASES,
                          ids=[f'{i}-{c[0]().__class__.__name__}' for i, c in enumerate(CASES)])
 def test_layer_battery(check_grad, xp, make, shape, params):
-    """Build, output shape, weight count, config round trip, float64 gradients, one step."""
+    """Build, output shape, weight count, config round trip, float64 gradients, one step.
+    Seeded: about one initialisation in a hundred leaves a ReLU layer dead on this input, and
+    the weights must not depend on what the tests before drew."""
+    minidl.random.seed(0)
     layer = make()
     layer.dtype = np.dtype('float64')
     x = xp.asarray(_distinct(shape))
