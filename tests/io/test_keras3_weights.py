@@ -86,7 +86,7 @@ def same_weights(got, want):
 def test_keras3_weight_files_predict_as_keras_did(tmp_path, name):
     model = minidl_models()[name]
     model.load_weights(fixture(f'k3_{name}.weights.h5', tmp_path))
-    io = np.load(FIXTURES / f'k3_{name}_io.npz')
+    io = np.load(FIXTURES / f'k3_{name}_weights_io.npz')
     assert relative_difference(model.predict(io['x']), io['y']) <= 1e-5
 
 
@@ -137,7 +137,7 @@ def test_a_weights_file_held_in_memory_loads_as_from_disk(tmp_path):
     model = minidl_models()['nested']
     with keras_h5.open_h5('archive.keras/model.weights.h5', data) as reader:
         keras3_weights.load_weights(reader, model)
-    io = np.load(FIXTURES / 'k3_nested_io.npz')
+    io = np.load(FIXTURES / 'k3_nested_weights_io.npz')
     assert relative_difference(model.predict(io['x']), io['y']) <= 1e-5
     with pytest.raises(WeightFileError, match='^archive.keras/model.weights.h5: '):
         with keras_h5.open_h5('archive.keras/model.weights.h5', data[:5000]) as reader:
@@ -150,7 +150,7 @@ def test_keras_2_13_spelling_of_the_layers_group_is_read(tmp_path):
         f.move('layers', '_layer_checkpoint_dependencies')
     model = minidl_models()['convnet']
     model.load_weights(path)
-    io = np.load(FIXTURES / 'k3_convnet_io.npz')
+    io = np.load(FIXTURES / 'k3_convnet_weights_io.npz')
     assert relative_difference(model.predict(io['x']), io['y']) <= 1e-5
 
 
