@@ -7,7 +7,11 @@ Keras 2 does), so training resumes exactly where it stopped; ``save_weights`` wr
 weights. Files are written to a temporary name and renamed (:func:`minidl.utils.atomic_write`),
 so an interrupted save never leaves a half-written file behind. The h5 layout itself, and the
 checks that make a damaged file an error rather than a hang or a wrong answer, live in
-:mod:`minidl.io.keras_h5`; this module is the front door and turns configs into models.
+:mod:`minidl.io.keras_h5`. The architecture is written in tf-keras 2's spelling, so tf-keras
+``load_model`` reads it, and read in Keras 2's, Keras 3's or older minidl's: the translation
+lives in :mod:`minidl.io.keras_config`. A path ending ``.keras`` is saved, and a zip file is
+loaded, as a Keras 3 archive (:mod:`minidl.io.keras_archive`); this module is the front door
+that picks the format.
 
 Layers are matched in the order the file declares (``layer_names``); within a layer, weights
 are matched by name (``kernel``, ``gamma``, ...), since a layer's weight order changes with
@@ -25,78 +29,14 @@ import json
 import h5py
 import numpy as np
 
-from minidl import layers as layers_module
 from minidl import optimizers
-from minidl.io import keras_h5
+from minidl.io import keras_archive, keras_h5
 from minidl.io.errors import WeightFileError
+from minidl.io.keras_config import BUILD_SLACK, CONFIG_ERRORS, from_config, serialize
 from minidl.layers.base import Layer
 from minidl.utils import atomic_write, remove_stale_temps
 
-BUILD_SLACK = 1 << 16  # bytes a model built from a config may allocate beyond its stored weights
-# What building from a damaged or foreign config raises; each becomes a WeightFileError.
-_CONFIG_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
-                  RecursionError)
-
-
-def _layer_classes():
-    return {name: obj for name, obj in vars(layers_module).items()
-            if isinstance(obj, type) and issubclass(obj, Layer)}
-
-
-def serialize(layer):
-    return {'class_name': type(layer).__name__, 'config': layer.get_config()}
-
-
-def deserialize(spec):
-    """Rebuild a layer or a model from ``{'class_name': ..., 'config': ...}``."""
-    name = spec['class_name']
-    if name == 'Sequential':
-        return _sequential_from_config(spec['config'])
-    if name in ('Model', 'Functional'):
-        return _functional_from_config(spec['config'])
-    classes = _layer_classes()
-    if name not in classes:
-        raise ValueError(f'unknown layer class {name!r} in the saved model')
-    return classes[name].from_config(spec['config'])
-
-
-def sequential_config(model):
-    config = {'name': model.name, 'layers': [serialize(layer) for layer in model.layers]}
-    if model.built:
-        config['batch_input_shape'] = list(model.input_shape)
-    return config
-
-
-def _sequential_from_config(config):
-    from minidl.models import Sequential
-    model = Sequential(name=config['name'])
-    for spec in config['layers']:
-        model.add(deserialize(spec))
-    if not model.built and config.get('batch_input_shape'):
-        model.build(tuple(config['batch_input_shape']))
-    return model
-
-
-def functional_config(model):
-    """Layers in graph order, each with the name of the layer whose output it takes."""
-    specs = [dict(serialize(layer), inbound=[]) for layer in model.layers]
-    by_layer = {id(layer): spec for layer, spec in zip(model.layers, specs)}
-    for node in model._nodes:
-        by_layer[id(node.layer)]['inbound'] = [x.layer.name for x in node.inputs]
-    return {'name': model.name, 'layers': specs,
-            'input_layers': [x.layer.name for x in model.inputs],
-            'output_layers': [y.layer.name for y in model.outputs]}
-
-
-def _functional_from_config(config):
-    from minidl.models import Model
-    outputs = {}
-    for spec in config['layers']:
-        layer = deserialize(spec)
-        outputs[layer.name] = layer.output if not spec['inbound'] else \
-            layer(outputs[spec['inbound'][0]])
-    return Model([outputs[n] for n in config['input_layers']],
-                 [outputs[n] for n in config['output_layers']], name=config['name'])
+KERAS_VERSION = '2.21.0'  # the tf-keras whose model_config spelling minidl writes
 
 
 # --- weights -----------------------------------------------------------------------------
@@ -247,8 +187,14 @@ def _load_optimizer(reader, model):
 
 # --- whole models ------------------------------------------------------------------------
 def save_model(model, filepath):
+    """``model`` in Keras 2's h5 layout, or in Keras 3's ``.keras`` archive where
+    ``filepath`` ends so."""
+    if str(filepath).endswith('.keras'):
+        keras_archive.save_model(model, filepath)
+        return
     with _writing(filepath) as f:
         keras_h5.write_text(f.attrs, 'model_config', json.dumps(serialize(model)))
+        f.attrs['keras_version'], f.attrs['backend'] = np.bytes_(KERAS_VERSION), np.bytes_('minidl')
         if model.loss is not None:
             keras_h5.write_text(f.attrs, 'training_config', json.dumps({
                 'optimizer': {'class_name': type(model.optimizer).__name__,
@@ -259,9 +205,12 @@ def save_model(model, filepath):
 
 
 def load_model(filepath, compile=True):  # noqa: A002
-    """The model ``save_model`` wrote: built from its config, given its weights and, with
-    ``compile``, compiled with its optimizer in the state it was saved in."""
+    """The model ``save_model`` (or Keras) wrote: built from its config, given its weights
+    and, with ``compile``, compiled with its optimizer in the state it was saved in. A zip
+    file is read as a Keras 3 ``.keras`` archive, anything else as Keras 2's h5 layout."""
     remove_stale_temps(filepath)
+    if keras_archive.is_archive(filepath):
+        return keras_archive.load_model(filepath)
     with keras_h5.open_h5(filepath) as reader:
         f = reader.file
         config = _json(reader, f, 'model_config')
@@ -273,8 +222,8 @@ def load_model(filepath, compile=True):  # noqa: A002
             raise reader.error('no model_weights group')
         stored, ordered = reader.layers(group)
         budget = _stored_bytes(stored) + BUILD_SLACK
-        with _config_errors(reader, 'model_config'), Layer.weight_budget(budget, reader.path):
-            model = deserialize(config)
+        with Layer.weight_budget(budget, reader.path):
+            model = from_config(config, reader.path)
         _load_layers(reader, model, stored, ordered)
         training = _json(reader, f, 'training_config') if compile else None
         if training is not None:
@@ -302,5 +251,5 @@ def _config_errors(reader, key):
         yield
     except WeightFileError:
         raise
-    except _CONFIG_ERRORS as exc:
+    except CONFIG_ERRORS as exc:
         raise reader.error(f'{key} cannot be built: {type(exc).__name__}: {exc}') from None
