@@ -194,7 +194,7 @@ def save_model(model, filepath):
         return
     with _writing(filepath) as f:
         keras_h5.write_text(f.attrs, 'model_config', json.dumps(serialize(model)))
-        f.attrs['keras_version'], f.attrs['backend'] = np.bytes_(KERAS_VERSION), np.bytes_('minidl')
+        _write_version(f.attrs)
         if model.loss is not None:
             keras_h5.write_text(f.attrs, 'training_config', json.dumps({
                 'optimizer': {'class_name': type(model.optimizer).__name__,
@@ -202,6 +202,13 @@ def save_model(model, filepath):
                 'loss': model.loss.name, 'metrics': model.compiled_metric_names}))
             _write_optimizer(f, model)
         keras_h5.write_layers(f.create_group('model_weights'), model, _stored_order)
+        _write_version(f['model_weights'].attrs)
+
+
+def _write_version(attrs):
+    """``keras_version`` and ``backend``, where Keras 2 puts them: tf-keras reads weights
+    without a ``keras_version`` as Keras 1's and converts their layouts."""
+    attrs['keras_version'], attrs['backend'] = np.bytes_(KERAS_VERSION), np.bytes_('minidl')
 
 
 def load_model(filepath, compile=True):  # noqa: A002

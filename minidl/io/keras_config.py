@@ -53,6 +53,8 @@ _ONLY = {'data_format': 'channels_last', 'groups': 1, 'sparse': False, 'ragged':
 _TRAINING_ONLY = ('kernel_regularizer', 'bias_regularizer', 'activity_regularizer',
                   'embeddings_regularizer', 'beta_regularizer', 'gamma_regularizer',
                   'noise_shape', 'seed')
+# Keras arguments that configure a feature refused unless off (renorm): nothing to do.
+_UNUSED = ('renorm_clipping', 'renorm_momentum')
 _MODELS = ('Sequential', 'Functional', 'Model')
 
 
@@ -145,6 +147,8 @@ class _Translation:
     def argument(self, label, accepted, kwargs, key, value):
         """Translate one Keras argument into ``kwargs`` or note it as dropped or refused."""
         key = 'batch_input_shape' if key == 'batch_shape' else key
+        if key in _UNUSED:
+            return
         if key in _ONLY:
             if value != _ONLY[key]:
                 self.problems.append(f'{label}: argument {key}={value!r} (minidl supports '
@@ -239,10 +243,11 @@ class _Translation:
 
     def functional(self, config):
         from minidl.models import Model
-        entries = []
+        entries, classes = [], {}
         for spec in config['layers']:
             name = spec.get('name') or spec['config']['name']
-            sources = self.sources(spec, name, {entry[0] for entry in entries})
+            sources = self.sources(spec, name, classes)
+            classes[name] = spec['class_name']
             entries.append((name, self.spec(spec, max(len(sources), 1)), sources[:1]))
 
         def build():
@@ -258,7 +263,8 @@ class _Translation:
 
     def sources(self, spec, name, known):
         """The names of the layers whose outputs the layer of ``spec`` takes, from its one
-        call (Keras 2, Keras 3 or minidl spelling); an input layer has none."""
+        call (Keras 2, Keras 3 or minidl spelling); an input layer has none. ``known`` maps
+        the layers before it to their classes."""
         label = f'{name} ({spec["class_name"]})'
         nodes = _nodes(spec)
         if len(nodes) > 1:
@@ -274,7 +280,8 @@ class _Translation:
             elif not (key == 'mask' and value is None):
                 self.problems.append(f'{label}: call argument {key}={_short(value)}')
         for source, node, tensor in refs:
-            if source not in known or node != 0 or tensor != 0:
+            if source not in known or node != _call_node(known[source]) and node != 0 or \
+                    tensor != 0:
                 self.problems.append(f'{label}: takes output {node}, {tensor} of {source!r}, '
                                      f'which no layer before it makes')
         return [ref[0] for ref in refs]
@@ -287,15 +294,22 @@ def _nodes(spec):
         return [([(name, 0, 0) for name in spec['inbound']], {})] if spec['inbound'] else []
     nodes = []
     for node in spec.get('inbound_nodes') or []:
-        if isinstance(node, dict):  # Keras 3
+        if isinstance(node, dict):  # Keras 3 calls layers with the model's own training flag
             refs = [tuple(t['config']['keras_history']) for t in _keras_tensors(node['args'])]
-            nodes.append((refs, dict(node.get('kwargs') or {})))
+            kwargs = {k: v for k, v in (node.get('kwargs') or {}).items() if k != 'training'}
+            nodes.append((refs, kwargs))
         else:  # Keras 2: [[name, node, tensor, kwargs], ...]
             kwargs = {}
             for ref in node:
                 kwargs.update(ref[3] if len(ref) > 3 else {})
             nodes.append(([tuple(ref[:3]) for ref in node], kwargs))
     return nodes
+
+
+def _call_node(class_name):
+    """The node index of a layer's first call in a functional graph: Keras 2 counts a
+    nested model's own graph as its node 0."""
+    return 1 if class_name in _MODELS else 0
 
 
 def _keras_tensors(args):
@@ -358,7 +372,7 @@ class _Keras2:
         return spec
 
     def node(self, inputs):
-        return [[[x.layer.name, 0, 0, {}] for x in inputs]]
+        return [[[x.layer.name, _call_node(class_name(x.layer)), 0, {}] for x in inputs]]
 
     def ends(self, tensors):
         return [[t.layer.name, 0, 0] for t in tensors]
