@@ -214,9 +214,10 @@ def _write_version(attrs):
 def load_model(filepath, compile=True):  # noqa: A002
     """The model ``save_model`` (or Keras) wrote: built from its config, given its weights
     and, with ``compile``, compiled with its optimizer in the state it was saved in. A zip
-    file is read as a Keras 3 ``.keras`` archive, anything else as Keras 2's h5 layout."""
+    file (or a path ending ``.keras``) is read as a Keras 3 archive, anything else as Keras
+    2's h5 layout."""
     remove_stale_temps(filepath)
-    if keras_archive.is_archive(filepath):
+    if keras_archive.is_archive(filepath) or str(filepath).endswith('.keras'):
         return keras_archive.load_model(filepath)
     with keras_h5.open_h5(filepath) as reader:
         f = reader.file

@@ -106,6 +106,9 @@ def _keyed(model):
 def load_model(filepath):
     """The (uncompiled) model a ``.keras`` archive holds, with its weights."""
     path = os.fspath(filepath)
+    if not os.path.isfile(path):
+        raise WeightFileError(path, 'is not a regular file (a directory?)' if
+                              os.path.exists(path) else 'no such file')
     try:
         with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as work:
             members = _Members(archive, path)
@@ -153,7 +156,7 @@ def _match(reader, group, model, pairs, problems):
     stored = reader.group(group, 'layers')
     extra = sorted(set(stored or ()) - {key for key, _ in keyed})
     if extra:
-        problems.append(f'{group.name} holds layers {model.name} lacks: {", ".join(extra)}')
+        problems.append(f'{model.name}: the file holds layers it lacks ({", ".join(extra)})')
     for key, layer in keyed:
         sub = reader.group(stored, key) if stored is not None else None
         if hasattr(layer, 'layers'):
