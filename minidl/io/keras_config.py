@@ -37,7 +37,7 @@ from minidl import constraints, initializers
 from minidl import layers as layers_module
 from minidl.functions.activation import ACTIVATIONS
 from minidl.io.errors import WeightFileError
-from minidl.layers.base import Layer
+from minidl.layers.base import Layer, snake_case
 from minidl.layers.core import InputLayer
 from minidl.layers.normalization import BatchNormalization
 
@@ -197,7 +197,7 @@ class _Translation:
             value = {'class_name': value.get('class_name'), 'config': {
                 k: v for k, v in (value.get('config') or {}).items() if v is not None}}
         try:
-            return initializers.get(value)
+            return _by_name(initializers.get(value))
         except (ValueError, TypeError) as exc:
             self.dropped.append(f'{label} {key} ({exc}; the default is used)')
             return 'glorot_uniform' if key == 'kernel_initializer' else \
@@ -306,6 +306,18 @@ def _nodes(spec):
     return nodes
 
 
+def _by_name(initializer):
+    """An initializer at its defaults by its name, as minidl layers keep one given by name
+    (so a minidl model's config survives the round trip), any other as it is."""
+    if not isinstance(initializer, initializers.Initializer):
+        return initializer
+    name = snake_case(type(initializer).__name__)
+    default = initializers.get(name) if hasattr(initializers, name) else None
+    same = type(default) is type(initializer) and \
+        default.get_config() == initializer.get_config()
+    return name if same else initializer
+
+
 def _call_node(class_name):
     """The node index of a layer's first call in a functional graph: Keras 2 counts a
     nested model's own graph as its node 0."""
@@ -364,9 +376,10 @@ class _Keras2:
         return config
 
     def declare_input(self, config, shape, first):
-        """Tell a Sequential ``config`` its input ``shape``: on its first layer, as Keras 2
-        files from before InputLayer configs do (tf-keras reads both)."""
-        config['layers'][0]['config']['batch_input_shape'] = list(shape)
+        """Tell a Sequential ``config`` its input ``shape`` where the model declared it: on
+        its first layer if that has an input shape, else by an InputLayer put first."""
+        if 'batch_input_shape' not in config['layers'][0]['config']:
+            config['layers'].insert(0, self.input_spec(f'{first}_input', shape, 'float32'))
 
     def built(self, spec, layer):
         return spec

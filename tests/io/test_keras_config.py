@@ -9,7 +9,7 @@ import pytest
 
 from minidl import constraints, initializers, layers, models
 from minidl.io import WeightFileError
-from minidl.io.keras_config import KERAS3, from_config, serialize
+from minidl.io.keras_config import KERAS2, KERAS3, from_config, serialize
 
 
 def keras2_dense(name, units, **extra):
@@ -80,7 +80,16 @@ def test_a_keras2_sequential_with_its_input_layer_builds_silently():
                                         keras2_dense('b', 2)))
     assert [layer.name for layer in model.layers] == ['a', 'b']
     assert model.input_shape == (None, 3) and model.output_shape == (None, 2)
-    assert isinstance(model.get_layer('a').kernel_initializer, initializers.GlorotUniform)
+    assert model.get_layer('a').kernel_initializer == 'glorot_uniform'  # at its defaults
+
+
+def test_an_initializer_with_settings_of_its_own_is_kept_as_an_object():
+    spec = keras2_dense('a', 4)
+    spec['config']['kernel_initializer'] = {'class_name': 'RandomNormal', 'config': {
+        'mean': 0.0, 'stddev': 0.1, 'seed': None}}
+    initializer = build(keras2_sequential(keras2_input('in', (3,)), spec)).get_layer(
+        'a').kernel_initializer
+    assert isinstance(initializer, initializers.RandomNormal) and initializer.stddev == 0.1
 
 
 def test_a_keras3_functional_config_builds_its_graph():
@@ -238,9 +247,11 @@ def test_keras3_spelling_is_what_keras3_writes():
 @pytest.mark.parametrize('dialect', ['keras2', 'keras3'])
 def test_what_is_written_reads_back_as_the_same_architecture(dialect):
     model = nested_model()
-    spec = serialize(model, KERAS3) if dialect == 'keras3' else serialize(model)
-    rebuilt = build(json.loads(json.dumps(spec)))
-    assert serialize(rebuilt) == serialize(model)
+    spelling = {'keras2': KERAS2, 'keras3': KERAS3}[dialect]
+    rebuilt = build(json.loads(json.dumps(serialize(model, spelling))))
+    assert serialize(rebuilt, spelling) == serialize(model, spelling)
+    assert [layer.get_config() for layer in rebuilt.layers[2:]] == \
+        [layer.get_config() for layer in model.layers[2:]]
 
 
 def test_model_files_carry_keras_version_and_backend(tmp_path):
@@ -250,3 +261,15 @@ def test_model_files_carry_keras_version_and_backend(tmp_path):
             assert (attrs['keras_version'], attrs['backend']) == (b'2.21.0', b'minidl')
         config = json.loads(f.attrs['model_config'])
     assert config == json.loads(json.dumps(serialize(models.load_model(tmp_path / 'm.h5'))))
+
+
+def test_a_sequential_declares_its_input_where_the_model_did():
+    declared = models.Sequential([layers.Input((3,)), layers.Dense(2, name='d')])
+    on_layer = models.Sequential([layers.Dense(2, input_shape=(3,), name='d')])
+    first = serialize(declared)['config']['layers'][0]
+    assert first['class_name'] == 'InputLayer' and first['config']['batch_input_shape'] == \
+        [None, 3]
+    assert [spec['class_name'] for spec in serialize(on_layer)['config']['layers']] == ['Dense']
+    for model in (declared, on_layer):
+        assert build(serialize(model)).get_layer('d').get_config() == \
+            model.get_layer('d').get_config()
