@@ -53,8 +53,8 @@ _ONLY = {'data_format': 'channels_last', 'groups': 1, 'sparse': False, 'ragged':
 _TRAINING_ONLY = ('kernel_regularizer', 'bias_regularizer', 'activity_regularizer',
                   'embeddings_regularizer', 'beta_regularizer', 'gamma_regularizer',
                   'noise_shape', 'seed')
-# Keras arguments that configure a feature refused unless off (renorm): nothing to do.
-_UNUSED = ('renorm_clipping', 'renorm_momentum')
+# Keras arguments that configure a feature refused unless off (renorm, LoRA): no effect.
+_UNUSED = ('renorm_clipping', 'renorm_momentum', 'lora_alpha')
 _MODELS = ('Sequential', 'Functional', 'Model')
 
 
@@ -120,6 +120,11 @@ class _Translation:
         class_name, config = spec['class_name'], spec['config']
         if not isinstance(config, dict):
             raise TypeError(f'the config of a {class_name} is not a dict')
+        module, registered = spec.get('module') or 'keras', spec.get('registered_name') or ''
+        if not module.startswith('keras') or '>' in registered:
+            self.problems.append(f'{config.get("name")} ({class_name}): a custom class '
+                                 f'({registered or module})')
+            return None
         if class_name == 'Sequential':
             return self.sequential(config)
         if class_name in _MODELS:

@@ -114,6 +114,14 @@ def test_unknown_layers_and_arguments_are_listed_in_one_error():
         assert problem in message
 
 
+def test_custom_keras3_classes_are_refused_even_under_a_known_name():
+    spec = dict(keras3_dense('a', 4), module='my_package.layers',
+                registered_name='my_package>Dense')
+    with pytest.raises(WeightFileError, match=r'a \(Dense\): a custom class '
+                                              r'\(my_package>Dense\)'):
+        build(spec)
+
+
 def test_settings_that_only_shape_training_are_dropped_with_a_warning():
     regularizer = {'class_name': 'L2', 'config': {'l2': 0.01}}
     spec = keras2_sequential(keras2_input('in', (3,)),
