@@ -20,7 +20,8 @@ file holds. Anything wrong raises :class:`~minidl.io.WeightFileError` naming the
 
 The compile settings (``compile_config``) and an optimizer's state are neither written nor
 read yet: a loaded archive gives an uncompiled model. The weights layout is Keras 3's
-``.weights.h5`` layout; this module keeps the small part of it an archive needs.
+``.weights.h5`` layout; :func:`write_weights` and :func:`load_weights` are the small part of it
+an archive needs, kept here until the module for ``.weights.h5`` files provides them.
 """
 import collections
 import contextlib
