@@ -183,7 +183,7 @@ class Model(Trainer, Layer):
         load_weights(self, filepath, by_name, skip_mismatch)
 
     def get_config(self):
-        from minidl.saving import functional_config
+        from minidl.io.keras_config import functional_config
         return functional_config(self)
 
 
@@ -268,7 +268,7 @@ class Sequential(Model):
         return getattr(self._stack[-1], 'activation', 'linear') if self._stack else 'linear'
 
     def get_config(self):
-        from minidl.saving import sequential_config
+        from minidl.io.keras_config import sequential_config
         return sequential_config(self)
 
 

@@ -3,17 +3,20 @@
 ``model.save(path)`` writes the architecture as JSON (attribute ``model_config``), the compile
 settings (``training_config``), every weight under ``model_weights/<layer>/<weight>`` and the
 optimizer's state (its iteration count and each trainable weight's slots, under
-``optimizer_weights``), so training resumes exactly where it stopped. The compile settings and
-the optimizer state are spelled as tf-keras spells them (``optimizer_config``, ``Custom>Adam``,
-``iteration:0``, ``Adam/m/<weight>:0``), so tf-keras's ``load_model`` compiles the model and
-takes the state; tf-keras's, older tf.keras's and older minidl's spellings are all read.
-``save_weights`` writes only the weights: in Keras 3's layout (:mod:`minidl.io.keras3_weights`)
-for a name ending ``.weights.h5``, as Keras 3 requires, in Keras 2's otherwise; ``load_weights``
-tells the two apart by their content. Files are written to a temporary name and renamed
+``optimizer_weights``), so training resumes exactly where it stopped. The architecture, the
+compile settings and the optimizer state are spelled as tf-keras spells them
+(``optimizer_config``, ``Custom>Adam``, ``iteration:0``, ``Adam/m/<weight>:0``), so tf-keras's
+``load_model`` builds and compiles the model and takes the state; Keras 2's, Keras 3's,
+older tf.keras's and older minidl's spellings are all read (the architecture's translation
+lives in :mod:`minidl.io.keras_config`). A path ending ``.keras`` is saved, and a zip file is
+loaded, as a Keras 3 archive (:mod:`minidl.io.keras_archive`). ``save_weights`` writes only
+the weights: in Keras 3's layout (:mod:`minidl.io.keras3_weights`) for a name ending
+``.weights.h5``, as Keras 3 requires, in Keras 2's otherwise; ``load_weights`` tells the two
+apart by their content. Files are written to a temporary name and renamed
 (:func:`minidl.utils.atomic_write`), so an interrupted save never leaves a half-written file
 behind. The h5 layout itself, and the checks that make a damaged file an error rather than a
-hang or a wrong answer, live in :mod:`minidl.io.keras_h5`; this module is the front door and
-turns configs into models.
+hang or a wrong answer, live in :mod:`minidl.io.keras_h5`; this module is the front door that
+picks the format and turns configs into models.
 
 Layers are matched in the order the file declares (``layer_names``), or with ``by_name=True``
 by layer name (Keras 2's option); within a layer, weights are matched by name (``kernel``,
@@ -37,78 +40,14 @@ import warnings
 import h5py
 import numpy as np
 
-from minidl import layers as layers_module
 from minidl import optimizers
-from minidl.io import keras3_weights, keras_h5
+from minidl.io import keras3_weights, keras_archive, keras_h5
 from minidl.io.errors import WeightFileError
+from minidl.io.keras_config import BUILD_SLACK, CONFIG_ERRORS, from_config, serialize
 from minidl.layers.base import Layer
 from minidl.utils import atomic_write, remove_stale_temps
 
-BUILD_SLACK = 1 << 16  # bytes a model built from a config may allocate beyond its stored weights
-# What building from a damaged or foreign config raises; each becomes a WeightFileError.
-_CONFIG_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError,
-                  RecursionError)
-
-
-def _layer_classes():
-    return {name: obj for name, obj in vars(layers_module).items()
-            if isinstance(obj, type) and issubclass(obj, Layer)}
-
-
-def serialize(layer):
-    return {'class_name': type(layer).__name__, 'config': layer.get_config()}
-
-
-def deserialize(spec):
-    """Rebuild a layer or a model from ``{'class_name': ..., 'config': ...}``."""
-    name = spec['class_name']
-    if name == 'Sequential':
-        return _sequential_from_config(spec['config'])
-    if name in ('Model', 'Functional'):
-        return _functional_from_config(spec['config'])
-    classes = _layer_classes()
-    if name not in classes:
-        raise ValueError(f'unknown layer class {name!r} in the saved model')
-    return classes[name].from_config(spec['config'])
-
-
-def sequential_config(model):
-    config = {'name': model.name, 'layers': [serialize(layer) for layer in model.layers]}
-    if model.built:
-        config['batch_input_shape'] = list(model.input_shape)
-    return config
-
-
-def _sequential_from_config(config):
-    from minidl.models import Sequential
-    model = Sequential(name=config['name'])
-    for spec in config['layers']:
-        model.add(deserialize(spec))
-    if not model.built and config.get('batch_input_shape'):
-        model.build(tuple(config['batch_input_shape']))
-    return model
-
-
-def functional_config(model):
-    """Layers in graph order, each with the name of the layer whose output it takes."""
-    specs = [dict(serialize(layer), inbound=[]) for layer in model.layers]
-    by_layer = {id(layer): spec for layer, spec in zip(model.layers, specs)}
-    for node in model._nodes:
-        by_layer[id(node.layer)]['inbound'] = [x.layer.name for x in node.inputs]
-    return {'name': model.name, 'layers': specs,
-            'input_layers': [x.layer.name for x in model.inputs],
-            'output_layers': [y.layer.name for y in model.outputs]}
-
-
-def _functional_from_config(config):
-    from minidl.models import Model
-    outputs = {}
-    for spec in config['layers']:
-        layer = deserialize(spec)
-        outputs[layer.name] = layer.output if not spec['inbound'] else \
-            layer(outputs[spec['inbound'][0]])
-    return Model([outputs[n] for n in config['input_layers']],
-                 [outputs[n] for n in config['output_layers']], name=config['name'])
+KERAS_VERSION = '2.21.0'  # the tf-keras whose model_config spelling minidl writes
 
 
 # --- weights -----------------------------------------------------------------------------
@@ -214,6 +153,7 @@ def save_weights(model, filepath):
             keras3_weights.write_weights(f, model)
         else:
             keras_h5.write_layers(f.create_group('model_weights'), model, _stored_order)
+            _write_version(f['model_weights'].attrs)
 
 
 def load_weights(model, filepath, by_name=False, skip_mismatch=False):
@@ -477,18 +417,35 @@ def _metric(spec):
 
 # --- whole models ------------------------------------------------------------------------
 def save_model(model, filepath):
+    """``model`` in Keras 2's h5 layout, or in Keras 3's ``.keras`` archive where
+    ``filepath`` ends so."""
+    if str(filepath).endswith('.keras'):
+        keras_archive.save_model(model, filepath)
+        return
     with _writing(filepath) as f:
         keras_h5.write_text(f.attrs, 'model_config', json.dumps(serialize(model)))
+        _write_version(f.attrs)
         if model.loss is not None:
             keras_h5.write_text(f.attrs, 'training_config', json.dumps(training_config(model)))
             _write_optimizer(f, model)
         keras_h5.write_layers(f.create_group('model_weights'), model, _stored_order)
+        _write_version(f['model_weights'].attrs)
+
+
+def _write_version(attrs):
+    """``keras_version`` and ``backend``, where Keras 2 puts them: tf-keras reads weights
+    without a ``keras_version`` as Keras 1's and converts their layouts."""
+    attrs['keras_version'], attrs['backend'] = np.bytes_(KERAS_VERSION), np.bytes_('minidl')
 
 
 def load_model(filepath, compile=True):  # noqa: A002
-    """The model ``save_model`` (or Keras 2) wrote: built from its config, given its weights
-    and, with ``compile``, compiled with its optimizer in the state it was saved in."""
+    """The model ``save_model`` (or Keras) wrote: built from its config, given its weights
+    and, with ``compile``, compiled with its optimizer in the state it was saved in. A zip
+    file (or a path ending ``.keras``) is read as a Keras 3 archive, anything else as Keras
+    2's h5 layout."""
     remove_stale_temps(filepath)
+    if keras_archive.is_archive(filepath) or str(filepath).endswith('.keras'):
+        return keras_archive.load_model(filepath)
     with keras_h5.open_h5(filepath) as reader:
         f = reader.file
         config = _json(reader, f, 'model_config')
@@ -500,8 +457,8 @@ def load_model(filepath, compile=True):  # noqa: A002
             raise reader.error('no model_weights group')
         stored, ordered = reader.layers(group)
         budget = _stored_bytes(stored) + BUILD_SLACK
-        with _config_errors(reader, 'model_config'), Layer.weight_budget(budget, reader.path):
-            model = deserialize(config)
+        with Layer.weight_budget(budget, reader.path):
+            model = from_config(config, reader.path)
         _load_layers(reader, model, stored, ordered)
         training = _json(reader, f, 'training_config') if compile else None
         if training is not None:
@@ -528,7 +485,7 @@ def _config_errors(reader, key, compile_hint=False):
         yield
     except WeightFileError:
         raise
-    except _CONFIG_ERRORS as exc:
+    except CONFIG_ERRORS as exc:
         hint = '; load_model(path, compile=False) loads the model uncompiled' \
             if compile_hint else ''
         raise reader.error(f'{key} cannot be built: {type(exc).__name__}: {exc}{hint}') \

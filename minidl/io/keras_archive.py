@@ -1,0 +1,233 @@
+"""Keras 3's ``.keras`` archive, read and written: a zip holding ``config.json`` (the
+architecture in Keras 3's spelling, see :mod:`minidl.io.keras_config`), ``metadata.json`` (the
+Keras version) and ``model.weights.h5`` (the weights, one group per layer)::
+
+    layers/<key>/vars/0, 1, ...      a layer's weights in the order it creates them
+    layers/<key>/layers/...          a nested model's layers, the same way
+    vars                             the model's own (none)
+
+``<key>`` is not the layer's name but its class in snake case, numbered within its model from
+the second of a class on (``dense``, ``dense_1``): Keras 3 names the groups by the layers'
+place, so the weights follow the config's layer order. A Sequential's layers exclude its input,
+a functional model's include theirs (``input_layer``), as in Keras.
+
+Reading trusts nothing in the zip: a member is read only when its directory entry is sound
+(not encrypted, stored or deflated, inside the file, claiming no more than its compressed bytes
+can expand to) and never past the size it claims; ``config.json`` may take at most
+``CONFIG_LIMIT`` bytes; ``model.weights.h5`` is copied to a temporary file in chunks and read
+with :mod:`minidl.io.keras_h5`'s checks; the model is built under a budget of the bytes that
+file holds. Anything wrong raises :class:`~minidl.io.WeightFileError` naming the archive.
+
+The compile settings (``compile_config``) and an optimizer's state are neither written nor
+read yet: a loaded archive gives an uncompiled model. The weights layout is Keras 3's
+``.weights.h5`` layout; :func:`write_weights` and :func:`load_weights` are the small part of it
+an archive needs, kept here until the module for ``.weights.h5`` files provides them.
+"""
+import collections
+import contextlib
+import datetime
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+
+import h5py
+import numpy as np
+
+from minidl.io import keras_h5
+from minidl.io.errors import WeightFileError
+from minidl.io.keras_config import BUILD_SLACK, class_name, from_config, keras3_config
+from minidl.layers.base import Layer, snake_case
+from minidl.utils import atomic_write
+
+KERAS_VERSION = '3.15.1'  # the Keras whose spelling the archives minidl writes use
+CONFIG_LIMIT = 16 << 20  # bytes config.json may hold; VGG16's takes 20 KB
+DEFLATE_RATIO = 1032  # the most deflate expands its input
+CHUNK = 1 << 20  # bytes copied at a time from the zip to the weights file
+WEIGHTS = 'model.weights.h5'
+_DAMAGE = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError,
+           NotImplementedError)
+
+
+def is_archive(path):
+    """Whether ``path`` starts as a zip file does (a ``.keras`` archive is one)."""
+    try:
+        with open(path, 'rb') as f:
+            return f.read(4) == b'PK\x03\x04'
+    except OSError:
+        return False
+
+
+# --- writing -----------------------------------------------------------------------------
+def save_model(model, filepath):
+    """Write ``model`` as a ``.keras`` archive that Keras 3 ``load_model`` reads."""
+    with atomic_write(filepath) as tmp, tempfile.TemporaryDirectory() as work:
+        weights = os.path.join(work, WEIGHTS)
+        with h5py.File(weights, 'w') as f:
+            write_weights(f, model)
+        metadata = {'keras_version': KERAS_VERSION,
+                    'date_saved': datetime.datetime.now().strftime('%Y-%m-%d@%H:%M:%S')}
+        with zipfile.ZipFile(tmp, 'w', zipfile.ZIP_STORED) as archive:
+            archive.writestr('metadata.json', json.dumps(metadata))
+            archive.writestr('config.json', json.dumps(keras3_config(model)))
+            archive.write(weights, WEIGHTS)
+
+
+def write_weights(group, model):
+    """``model``'s weights into ``group`` in Keras 3's layout (see the module docstring)."""
+    for key, layer in _keyed(model):
+        sub = group.create_group(f'layers/{key}')
+        if hasattr(layer, 'layers'):
+            write_weights(sub, layer)
+            continue
+        variables = _vars_group(sub, layer)
+        for i, weight in enumerate(layer._weights):
+            keras_h5.write_array(variables, str(i), weight.numpy())
+    _vars_group(group, model)
+
+
+def _vars_group(group, layer):
+    variables = group.create_group('vars')
+    variables.attrs['name'] = np.bytes_(layer.name.encode('utf-8'))
+    return variables
+
+
+def _keyed(model):
+    """``(key, layer)`` for each layer of ``model``: Keras 3's group name for it."""
+    counts, found = collections.Counter(), []
+    for layer in model.layers:
+        base = snake_case(class_name(layer))
+        found.append((f'{base}_{counts[base]}' if counts[base] else base, layer))
+        counts[base] += 1
+    return found
+
+
+# --- reading -----------------------------------------------------------------------------
+def load_model(filepath):
+    """The (uncompiled) model a ``.keras`` archive holds, with its weights."""
+    path = os.fspath(filepath)
+    if not os.path.isfile(path):
+        raise WeightFileError(path, 'is not a regular file (a directory?)' if
+                              os.path.exists(path) else 'no such file')
+    try:
+        with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as work:
+            members = _Members(archive, path)
+            config = members.json('config.json')
+            weights = members.extract(WEIGHTS, work)
+            with _weights_errors(path, weights), keras_h5.open_h5(weights) as reader:
+                budget = os.path.getsize(weights) + BUILD_SLACK
+                with Layer.weight_budget(budget, path):
+                    model = from_config(config, path, 'config.json')
+                load_weights(reader, model)
+    except WeightFileError:
+        raise
+    except _DAMAGE as exc:
+        raise WeightFileError(path, f'damaged or not a .keras archive ({type(exc).__name__}: '
+                                    f'{exc})') from None
+    return model
+
+
+@contextlib.contextmanager
+def _weights_errors(path, weights):
+    """An error about the extracted weights file names the archive and its member."""
+    try:
+        yield
+    except WeightFileError as exc:
+        if exc.path != weights:
+            raise
+        raise WeightFileError(path, f'{WEIGHTS}: {exc.problem}') from None
+
+
+def load_weights(reader, model):
+    """Give ``model`` the weights of a Keras 3 layout file open in ``reader``; every stored
+    shape is checked first, every misfit listed, and the model changes only when all fit."""
+    pairs, problems = [], []
+    _match(reader, reader.file, model, pairs, problems)
+    if problems:
+        raise reader.error('weights do not fit:\n  ' + '\n  '.join(problems))
+    for layer, datasets in pairs:
+        arrays = {id(w): reader.array(d) for w, d in zip(layer._weights, datasets)}
+        layer.set_weights([arrays[id(w)] for w in layer.weights])
+
+
+def _match(reader, group, model, pairs, problems):
+    """Pair each layer of ``model`` with its stored datasets, noting every misfit."""
+    keyed = _keyed(model)
+    stored = reader.group(group, 'layers')
+    extra = sorted(set(stored or ()) - {key for key, _ in keyed})
+    if extra:
+        problems.append(f'{model.name}: the file holds layers it lacks ({", ".join(extra)})')
+    for key, layer in keyed:
+        sub = reader.group(stored, key) if stored is not None else None
+        if hasattr(layer, 'layers'):
+            if sub is None:
+                problems.append(f'{layer.name}: no group {group.name}/layers/{key}')
+            else:
+                _match(reader, sub, layer, pairs, problems)
+            continue
+        variables = reader.group(sub, 'vars') if sub is not None else None
+        datasets = [reader.dataset(variables, str(i)) for i in range(len(variables))] \
+            if variables is not None else []
+        expected, got = [w.shape for w in layer._weights], [d.shape for d in datasets]
+        if expected != got:
+            problems.append(f'{layer.name} expects {expected}, {group.name}/layers/{key} has '
+                            f'{got}')
+        elif datasets:
+            pairs.append((layer, datasets))
+
+
+class _Members:
+    """The members of an archive, each read only once its directory entry is found sound."""
+
+    def __init__(self, archive, path):
+        self.archive, self.path, self.size = archive, path, os.path.getsize(path)
+
+    def info(self, name, most):
+        """The checked directory entry of member ``name``, which may hold ``most`` bytes."""
+        info = self.archive.NameToInfo.get(name)
+        problem = None
+        if info is None:
+            problem = 'is missing (a .keras archive holds config.json and model.weights.h5)'
+        elif info.flag_bits & 0x1:
+            problem = 'is encrypted'
+        elif info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            problem = f'is compressed with zip method {info.compress_type}'
+        elif info.header_offset + info.compress_size > self.size:
+            problem = f'claims {info.compress_size} bytes past the end of the file'
+        elif info.file_size > min(most, info.compress_size * (
+                DEFLATE_RATIO if info.compress_type == zipfile.ZIP_DEFLATED else 1)):
+            problem = f'claims {info.file_size} bytes, more than it can hold'
+        if problem:
+            raise WeightFileError(self.path, f'member {name} {problem}')
+        return info
+
+    def chunks(self, name, most):
+        """The bytes of member ``name`` in pieces, never more than its entry claims."""
+        info = self.info(name, most)
+        left = info.file_size
+        with self.archive.open(info) as member:
+            while left:
+                chunk = member.read(min(left, CHUNK))
+                if not chunk:
+                    raise WeightFileError(self.path, f'member {name} ends {left} bytes early')
+                left -= len(chunk)
+                yield chunk
+            if member.read(1):
+                raise WeightFileError(self.path, f'member {name} holds more than it claims')
+
+    def json(self, name):
+        """Member ``name`` parsed as JSON."""
+        text = b''.join(self.chunks(name, CONFIG_LIMIT))
+        try:
+            return json.loads(text.decode('utf-8'))
+        except (ValueError, RecursionError) as exc:
+            raise WeightFileError(self.path, f'{name} is not valid JSON ({exc})') from None
+
+    def extract(self, name, folder):
+        """Copy member ``name`` into ``folder``; returns the new file's path."""
+        target = os.path.join(folder, name)
+        with open(target, 'wb') as out:
+            for chunk in self.chunks(name, self.size * DEFLATE_RATIO):
+                out.write(chunk)
+        return target

@@ -1,0 +1,205 @@
+"""Keras 3 ``.keras`` archives: minidl's round trip is exact and spelled as Keras 3's, and a
+damaged, foreign or crafted archive is a WeightFileError naming the file."""
+import functools
+import gzip
+import io
+import json
+import struct
+import tempfile
+import zipfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mutation
+from minidl import layers, models
+from minidl.io import WeightFileError
+
+FIXTURE = gzip.decompress((Path(__file__).parent / 'fixtures' /
+                           'k3_functional.keras.gz').read_bytes())  # written by Keras 3.15
+
+
+def convnet():
+    """A small Sequential with distinct weights: Conv2D, BatchNormalization, Dense."""
+    model = models.Sequential([layers.Conv2D(2, 3, input_shape=(5, 5, 1), name='conv'),
+                               layers.BatchNormalization(name='bn'), layers.Flatten(),
+                               layers.Dense(2, name='out')])
+    model.set_weights([np.arange(w.size, dtype=np.float32).reshape(w.shape) / (k + 1) + 1
+                       for k, w in enumerate(model.get_weights())])
+    return model
+
+
+def same_weights(got, want):
+    return len(got) == len(want) and all(np.array_equal(g, w) for g, w in zip(got, want))
+
+
+def rewrite(path, **members):
+    """Replace members of the archive at ``path`` (bytes, or None to leave one out)."""
+    with zipfile.ZipFile(path) as archive:
+        contents = {name: archive.read(name) for name in archive.namelist()}
+    contents.update(members)
+    with zipfile.ZipFile(path, 'w') as archive:
+        for name, data in contents.items():
+            if data is not None:
+                archive.writestr(name, data)
+
+
+def patch_directory(path, member, offset, fmt, value):
+    """Overwrite a field of ``member``'s central directory entry (the entry that zipfile
+    trusts for sizes and flags)."""
+    data = bytearray(path.read_bytes())
+    at = data.find(b'PK\x01\x02')
+    while data[at + 46:at + 46 + len(member)] != member.encode():
+        at = data.find(b'PK\x01\x02', at + 1)
+    struct.pack_into(fmt, data, at + offset, value)
+    path.write_bytes(bytes(data))
+
+
+def test_the_round_trip_is_exact_and_keeps_names_and_order(tmp_path):
+    model = convnet()
+    model.save(tmp_path / 'm.keras')
+    loaded = models.load_model(tmp_path / 'm.keras')
+    assert [layer.name for layer in loaded.layers] == [layer.name for layer in model.layers]
+    assert same_weights(loaded.get_weights(), model.get_weights())
+    x = np.random.default_rng(0).normal(size=(2, 5, 5, 1)).astype(np.float32)
+    assert np.array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_the_archive_is_laid_out_as_keras3_writes_it(tmp_path):
+    convnet().save(tmp_path / 'm.keras')
+    with zipfile.ZipFile(tmp_path / 'm.keras') as archive:
+        assert archive.namelist() == ['metadata.json', 'config.json', 'model.weights.h5']
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+        assert json.loads(archive.read('metadata.json'))['keras_version'] == '3.15.1'
+        config = json.loads(archive.read('config.json'))
+        weights = h5py.File(io.BytesIO(archive.read('model.weights.h5')), 'r')
+    assert (config['module'], config['class_name']) == ('keras', 'Sequential')
+    assert config['config']['layers'][0]['config']['batch_shape'] == [None, 5, 5, 1]
+    assert sorted(weights['layers']) == ['batch_normalization', 'conv2d', 'dense', 'flatten']
+    assert [weights[f'layers/batch_normalization/vars/{i}'].shape for i in range(4)] == [(2,)] * 4
+    assert weights['layers/conv2d/vars'].attrs['name'] == b'conv'
+
+
+def test_an_archive_is_recognised_by_its_content(tmp_path):
+    model = convnet()
+    model.save(tmp_path / 'm.keras')
+    (tmp_path / 'm.keras').rename(tmp_path / 'model.bin')
+    assert same_weights(models.load_model(tmp_path / 'model.bin').get_weights(),
+                        model.get_weights())
+
+
+def test_weights_that_do_not_fit_are_all_listed_and_nothing_changes(tmp_path):
+    convnet().save(tmp_path / 'm.keras')
+    wider = models.Sequential([layers.Conv2D(3, 3, input_shape=(5, 5, 1), name='conv'),
+                               layers.BatchNormalization(name='bn'), layers.Flatten(),
+                               layers.Dense(2, name='out')])
+    wider.save(tmp_path / 'w.keras')
+    with zipfile.ZipFile(tmp_path / 'w.keras') as archive:
+        rewrite(tmp_path / 'm.keras', **{'config.json': archive.read('config.json')})
+    with pytest.raises(WeightFileError, match=r'm\.keras: model\.weights\.h5: weights do not '
+                                              r'fit:\n  conv expects \[\(3, 3, 1, 3\), \(3,\)\]'
+                                              r'.*\n  bn expects .*\n  out expects'):
+        models.load_model(tmp_path / 'm.keras')
+
+
+def damage_member_size(path):
+    patch_directory(path, 'model.weights.h5', 24, '<I', 1 << 30)
+
+
+def damage_encryption(path):
+    patch_directory(path, 'config.json', 8, '<H', 1)
+
+
+def extra_layer(path):
+    with zipfile.ZipFile(path) as archive:
+        data = io.BytesIO(archive.read('model.weights.h5'))
+    with h5py.File(data, 'r+') as f:
+        f.create_group('layers/lstm/vars')
+    rewrite(path, **{'model.weights.h5': data.getvalue()})
+
+
+DAMAGES = {
+    'not a zip': (lambda path: path.write_bytes(b'PK\x03\x04 not really'), 'damaged or not'),
+    'empty': (lambda path: path.write_bytes(b''), 'damaged or not a .keras archive'),
+    'missing': (lambda path: path.unlink(), 'no such file'),
+    'a directory': (lambda path: (path.unlink(), path.mkdir()), 'not a regular file'),
+    'no config': (lambda path: rewrite(path, **{'config.json': None}), 'config.json is missing'),
+    'no weights': (lambda path: rewrite(path, **{'model.weights.h5': None}),
+                   'model.weights.h5 is missing'),
+    'config not JSON': (lambda path: rewrite(path, **{'config.json': b'{"class_name": '}),
+                        'config.json is not valid JSON'),
+    'config a list': (lambda path: rewrite(path, **{'config.json': b'[1, 2]'}),
+                      'config.json cannot be built'),
+    'weights not HDF5': (lambda path: rewrite(path, **{'model.weights.h5': b'\x89HDF junk'}),
+                         'model.weights.h5: damaged or not an HDF5 file'),
+    'member claims a gigabyte': (damage_member_size, 'claims 1073741824 bytes, more than it'),
+    'member encrypted': (damage_encryption, 'member config.json is encrypted'),
+    'a layer the model lacks': (extra_layer, 'chain: the file holds layers it lacks (lstm)'),
+}
+
+
+@pytest.mark.parametrize('name', list(DAMAGES))
+def test_broken_archives_raise_weight_file_error_naming_the_file(tmp_path, name):
+    path = tmp_path / 'm.keras'
+    path.write_bytes(FIXTURE)
+    damage, problem = DAMAGES[name]
+    damage(path)
+    with pytest.raises(WeightFileError) as caught:
+        models.load_model(path)
+    assert str(caught.value).startswith(f'{path}: ') and problem in str(caught.value)
+
+
+def read_weights(path):
+    return models.load_model(path).get_weights()
+
+
+@functools.cache
+def original_weights():
+    """The weights of the unedited fixture."""
+    with tempfile.TemporaryDirectory() as work:
+        path = Path(work) / 'original.keras'
+        path.write_bytes(FIXTURE)
+        return read_weights(path)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=mutation.edits(len(FIXTURE)))
+def test_damaged_keras_archives_load_unchanged_or_raise(tmp_path, changes):
+    original = original_weights()
+    mutation.check_read(read_weights, tmp_path / 'm.keras',
+                        mutation.apply_edits(FIXTURE, changes), original,
+                        sum(w.nbytes for w in original))
+
+
+def minidl_archive():
+    """``(members, weights)`` of a small archive minidl wrote: its datasets carry checksums,
+    which Keras's lack (in Keras's archives only the zip's CRC protects the weights)."""
+    model = models.Sequential([layers.Dense(4, input_shape=(3,), name='hidden'),
+                               layers.Dense(2, name='out')])
+    with tempfile.TemporaryDirectory() as work:
+        model.save(Path(work) / 'm.keras')
+        with zipfile.ZipFile(Path(work) / 'm.keras') as archive:
+            return {name: archive.read(name) for name in archive.namelist()}, \
+                model.get_weights()
+
+
+MEMBERS, WEIGHTS = minidl_archive()
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_members_with_valid_checksums_load_unchanged_or_raise(tmp_path, data):
+    """Byte edits of a whole archive mostly hit CRC-protected members: here one member is
+    edited and zipped again with a correct CRC, so the JSON and HDF5 readers see the damage."""
+    name = data.draw(st.sampled_from(['config.json', 'model.weights.h5']))
+    edited = mutation.apply_edits(MEMBERS[name], data.draw(mutation.edits(len(MEMBERS[name]))))
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, 'w') as out:
+        for member, content in MEMBERS.items():
+            out.writestr(member, edited if member == name else content)
+    mutation.check_read(read_weights, tmp_path / 'm.keras', archive.getvalue(), WEIGHTS,
+                        sum(w.nbytes for w in WEIGHTS))
