@@ -2,7 +2,7 @@
 architecture in Keras 3's spelling, see :mod:`minidl.io.keras_config`), ``metadata.json`` (the
 Keras version) and ``model.weights.h5`` (the weights, one group per layer)::
 
-    layers/<key>/vars/0, 1, ...      a layer's weights in the order it creates them
+    layers/<key>/vars/0, 1, ...      a layer's weights, trainable first, in creation order
     layers/<key>/layers/...          a nested model's layers, the same way
     vars                             the model's own (none)
 
@@ -19,11 +19,9 @@ with :mod:`minidl.io.keras_h5`'s checks; the model is built under a budget of th
 file holds. Anything wrong raises :class:`~minidl.io.WeightFileError` naming the archive.
 
 The compile settings (``compile_config``) and an optimizer's state are neither written nor
-read yet: a loaded archive gives an uncompiled model. The weights layout is Keras 3's
-``.weights.h5`` layout; :func:`write_weights` and :func:`load_weights` are the small part of it
-an archive needs, kept here until the module for ``.weights.h5`` files provides them.
+read yet: a loaded archive gives an uncompiled model. The weights are Keras 3's ``.weights.h5``
+layout, written and read by :mod:`minidl.io.keras3_weights`.
 """
-import collections
 import contextlib
 import datetime
 import json
@@ -33,12 +31,11 @@ import zipfile
 import zlib
 
 import h5py
-import numpy as np
 
-from minidl.io import keras_h5
+from minidl.io import keras3_weights, keras_h5
 from minidl.io.errors import WeightFileError
-from minidl.io.keras_config import BUILD_SLACK, class_name, from_config, keras3_config
-from minidl.layers.base import Layer, snake_case
+from minidl.io.keras_config import BUILD_SLACK, from_config, keras3_config
+from minidl.layers.base import Layer
 from minidl.utils import atomic_write
 
 KERAS_VERSION = '3.15.1'  # the Keras whose spelling the archives minidl writes use
@@ -65,42 +62,13 @@ def save_model(model, filepath):
     with atomic_write(filepath) as tmp, tempfile.TemporaryDirectory() as work:
         weights = os.path.join(work, WEIGHTS)
         with h5py.File(weights, 'w') as f:
-            write_weights(f, model)
+            keras3_weights.write_weights(f, model)
         metadata = {'keras_version': KERAS_VERSION,
                     'date_saved': datetime.datetime.now().strftime('%Y-%m-%d@%H:%M:%S')}
         with zipfile.ZipFile(tmp, 'w', zipfile.ZIP_STORED) as archive:
             archive.writestr('metadata.json', json.dumps(metadata))
             archive.writestr('config.json', json.dumps(keras3_config(model)))
             archive.write(weights, WEIGHTS)
-
-
-def write_weights(group, model):
-    """``model``'s weights into ``group`` in Keras 3's layout (see the module docstring)."""
-    for key, layer in _keyed(model):
-        sub = group.create_group(f'layers/{key}')
-        if hasattr(layer, 'layers'):
-            write_weights(sub, layer)
-            continue
-        variables = _vars_group(sub, layer)
-        for i, weight in enumerate(layer._weights):
-            keras_h5.write_array(variables, str(i), weight.numpy())
-    _vars_group(group, model)
-
-
-def _vars_group(group, layer):
-    variables = group.create_group('vars')
-    variables.attrs['name'] = np.bytes_(layer.name.encode('utf-8'))
-    return variables
-
-
-def _keyed(model):
-    """``(key, layer)`` for each layer of ``model``: Keras 3's group name for it."""
-    counts, found = collections.Counter(), []
-    for layer in model.layers:
-        base = snake_case(class_name(layer))
-        found.append((f'{base}_{counts[base]}' if counts[base] else base, layer))
-        counts[base] += 1
-    return found
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -119,7 +87,7 @@ def load_model(filepath):
                 budget = os.path.getsize(weights) + BUILD_SLACK
                 with Layer.weight_budget(budget, path):
                     model = from_config(config, path, 'config.json')
-                load_weights(reader, model)
+                keras3_weights.load_weights(reader, model)
     except WeightFileError:
         raise
     except _DAMAGE as exc:
@@ -137,44 +105,6 @@ def _weights_errors(path, weights):
         if exc.path != weights:
             raise
         raise WeightFileError(path, f'{WEIGHTS}: {exc.problem}') from None
-
-
-def load_weights(reader, model):
-    """Give ``model`` the weights of a Keras 3 layout file open in ``reader``; every stored
-    shape is checked first, every misfit listed, and the model changes only when all fit."""
-    pairs, problems = [], []
-    _match(reader, reader.file, model, pairs, problems)
-    if problems:
-        raise reader.error('weights do not fit:\n  ' + '\n  '.join(problems))
-    for layer, datasets in pairs:
-        arrays = {id(w): reader.array(d) for w, d in zip(layer._weights, datasets)}
-        layer.set_weights([arrays[id(w)] for w in layer.weights])
-
-
-def _match(reader, group, model, pairs, problems):
-    """Pair each layer of ``model`` with its stored datasets, noting every misfit."""
-    keyed = _keyed(model)
-    stored = reader.group(group, 'layers')
-    extra = sorted(set(stored or ()) - {key for key, _ in keyed})
-    if extra:
-        problems.append(f'{model.name}: the file holds layers it lacks ({", ".join(extra)})')
-    for key, layer in keyed:
-        sub = reader.group(stored, key) if stored is not None else None
-        if hasattr(layer, 'layers'):
-            if sub is None:
-                problems.append(f'{layer.name}: no group {group.name}/layers/{key}')
-            else:
-                _match(reader, sub, layer, pairs, problems)
-            continue
-        variables = reader.group(sub, 'vars') if sub is not None else None
-        datasets = [reader.dataset(variables, str(i)) for i in range(len(variables))] \
-            if variables is not None else []
-        expected, got = [w.shape for w in layer._weights], [d.shape for d in datasets]
-        if expected != got:
-            problems.append(f'{layer.name} expects {expected}, {group.name}/layers/{key} has '
-                            f'{got}')
-        elif datasets:
-            pairs.append((layer, datasets))
 
 
 class _Members:

@@ -101,8 +101,9 @@ def test_weights_that_do_not_fit_are_all_listed_and_nothing_changes(tmp_path):
     with zipfile.ZipFile(tmp_path / 'w.keras') as archive:
         rewrite(tmp_path / 'm.keras', **{'config.json': archive.read('config.json')})
     with pytest.raises(WeightFileError, match=r'm\.keras: model\.weights\.h5: weights do not '
-                                              r'fit:\n  conv expects \[\(3, 3, 1, 3\), \(3,\)\]'
-                                              r'.*\n  bn expects .*\n  out expects'):
+                                              r'fit:\n  conv \(/layers/conv2d\) expects '
+                                              r'\[\(3, 3, 1, 3\), \(3,\)\].*\n  bn \(.*\) expects '
+                                              r'.*\n  out \(/layers/dense\) expects'):
         models.load_model(tmp_path / 'm.keras')
 
 
@@ -118,7 +119,7 @@ def extra_layer(path):
     with zipfile.ZipFile(path) as archive:
         data = io.BytesIO(archive.read('model.weights.h5'))
     with h5py.File(data, 'r+') as f:
-        f.create_group('layers/lstm/vars')
+        f.create_dataset('layers/lstm/vars/0', data=np.zeros(3, np.float32))
     rewrite(path, **{'model.weights.h5': data.getvalue()})
 
 
@@ -138,7 +139,7 @@ DAMAGES = {
                          'model.weights.h5: damaged or not an HDF5 file'),
     'member claims a gigabyte': (damage_member_size, 'claims 1073741824 bytes, more than it'),
     'member encrypted': (damage_encryption, 'member config.json is encrypted'),
-    'a layer the model lacks': (extra_layer, 'chain: the file holds layers it lacks (lstm)'),
+    'a layer the model lacks': (extra_layer, 'the file holds /layers/lstm, which the model has no layer for'),
 }
 
 
