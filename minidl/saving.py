@@ -269,7 +269,8 @@ def _load_optimizer(reader, model):
 def _slot_of(optimizer, by_name, name):
     """``(weight, minidl slot)`` that the stored optimizer variable ``name`` holds, with slot
     None for a Keras slot this optimizer does not keep (SGD's without momentum); None when the
-    name is none of minidl's ``<weight>/<slot>``, tf-keras's ``<optimizer>/<slot>/<weight>``,
+    name is none of minidl's ``<weight>/<slot>``, tf-keras's ``<optimizer>/<slot>/<weight>``
+    (``<slot>/<weight>`` once tf-keras has loaded the model from a file and saved it again),
     older tf.keras's ``<optimizer>/<weight>/<slot>`` or Keras 3's
     ``<optimizer>/<model>_<layer>_<weight>_<slot>``."""
     name = _INDEX.sub('', name)
@@ -279,6 +280,7 @@ def _slot_of(optimizer, by_name, name):
     parts = name.split('/')
     for slot, tf_keras, tf_keras_1, keras_3 in _slots(optimizer):
         readings = ['/'.join(parts[2:]) if parts[1:2] == [tf_keras] else None,
+                    '/'.join(parts[1:]) if parts[:1] == [tf_keras] else None,
                     '/'.join(parts[1:-1]) if parts[-1] == tf_keras_1 else None,
                     _keras3_weight(by_name, parts[-1], keras_3)]
         weight = next((w for w in readings if w in by_name), None)
