@@ -123,14 +123,8 @@ def _load_pairs(reader, pairs, skip_mismatch):
             problems.append(f'{layer.name} expects {expected}, file layer {name} has {got}')
         else:
             fits.append((layer, datasets))
-    if problems and not skip_mismatch:
-        raise reader.error('weights do not fit:\n  ' + '\n  '.join(problems))
-    for problem in problems:
-        warnings.warn(f'{reader.path}: skipped: {problem}', stacklevel=4)
-    values = [(layer, [reader.array(d) for d in datasets]) for layer, datasets in fits]
-    while values:  # each stored array is freed as soon as its layer holds a copy
-        layer, arrays = values.pop()
-        layer.set_weights(arrays)
+    reader.assign(fits, problems, skip_mismatch,
+                  lambda layer, arrays: layer.set_weights(arrays), stacklevel=4)
 
 
 def _stored_bytes(stored):

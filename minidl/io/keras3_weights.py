@@ -26,7 +26,6 @@ Reading goes through :class:`minidl.io.keras_h5.Reader`, so every dataset is che
 metadata before its data is read.
 """
 import re
-import warnings
 
 import numpy as np
 
@@ -104,14 +103,7 @@ def load_weights(reader, model, group=None, skip_mismatch=False):
     ``skip_mismatch``, the layers that do not fit are skipped with a warning)."""
     found, problems = [], []
     _match(reader, model, reader.file if group is None else group, found, problems)
-    if problems and not skip_mismatch:
-        raise reader.error('weights do not fit:\n  ' + '\n  '.join(problems))
-    for problem in problems:
-        warnings.warn(f'{reader.path}: skipped: {problem}', stacklevel=3)
-    values = [(layer, [reader.array(d) for d in datasets]) for layer, datasets in found]
-    while values:  # each stored array is freed as soon as its layer holds a copy
-        layer, arrays = values.pop()
-        _assign(layer, arrays)
+    reader.assign(found, problems, skip_mismatch, _assign, stacklevel=3)
 
 
 def _assign(layer, arrays):

@@ -31,6 +31,7 @@ import itertools
 import mmap
 import os
 import struct
+import warnings
 import zlib
 
 import h5py
@@ -359,6 +360,18 @@ class Reader:
         if crc is not None and crc != checksum(array):
             raise self.error(f'{obj.name} is damaged (its checksum does not match)')
         return array
+
+    def assign(self, fits, problems, skip_mismatch, give, stacklevel):
+        """Give each ``(layer, datasets)`` of ``fits`` its arrays through ``give(layer,
+        arrays)``, once ``problems`` (the misfits found from metadata) are refused or, with
+        ``skip_mismatch``, warned about at ``stacklevel`` (the caller's caller)."""
+        if problems and not skip_mismatch:
+            raise self.error('weights do not fit:\n  ' + '\n  '.join(problems))
+        for problem in problems:
+            warnings.warn(f'{self.path}: skipped: {problem}', stacklevel=stacklevel + 1)
+        values = [(layer, [self.array(d) for d in datasets]) for layer, datasets in fits]
+        while values:  # each stored array is freed as soon as its layer holds a copy
+            give(*values.pop())
 
     def layers(self, group):
         """``(layers, ordered)``: ``layers`` is ``[(layer name, [(weight name, dataset)])]``
