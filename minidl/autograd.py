@@ -191,6 +191,11 @@ class Tensor:
         with one element. The graph is walked in topological order without recursion, and is
         freed afterwards unless ``retain_graph`` is true.
         """
+        self._backpropagate(grad, retain_graph, Tensor._accumulate)
+
+    def _backpropagate(self, grad, retain_graph, deliver):
+        """Walk the graph below this tensor, calling ``deliver(tensor, g)`` for every leaf and
+        every retained tensor that the gradient ``g`` reaches (once per path)."""
         if not self.requires_grad:
             raise RuntimeError('backward() called on a tensor that does not require grad '
                                '(no input of its computation had requires_grad=True)')
@@ -203,11 +208,11 @@ class Tensor:
         if tuple(grad.shape) != self.shape:
             raise ValueError(f'backward(): grad has shape {tuple(grad.shape)}, tensor has '
                              f'shape {self.shape}')
+        if self.creator is None or self._retain_grad:
+            deliver(self, grad)
         if self.creator is None:
-            self._accumulate(grad)
             return
         pending = {id(self.creator): grad}
-        self._retain_if_asked(grad)
         for fn in _topological_order(self.creator):
             if fn.inputs is None:
                 raise RuntimeError('backward() through a graph that was already freed; '
@@ -219,22 +224,17 @@ class Tensor:
                 if edge is None or g is None:
                     continue
                 creator = edge.creator if isinstance(edge, Tensor) else edge
+                if isinstance(edge, Tensor) and (creator is None or edge._retain_grad):
+                    deliver(edge, g)
                 if creator is None:
-                    edge._accumulate(g)
                     continue
                 key = id(creator)
                 pending[key] = g if key not in pending else pending[key] + g
-                if isinstance(edge, Tensor):
-                    edge._retain_if_asked(g)
             if not retain_graph:
                 fn.__dict__.clear()
 
     def _accumulate(self, grad):
         self.grad = grad.copy() if self.grad is None else self.grad + grad
-
-    def _retain_if_asked(self, grad):
-        if self._retain_grad:
-            self._accumulate(grad)
 
     # --- operators (the functions live in minidl.functions) -------------------------------
     def __add__(self, other): return F.add(self, other)
@@ -283,6 +283,29 @@ def tensor(data, requires_grad=False, dtype=None, name=None):
     if dtype is not None:
         data = get_array_module(data).asarray(data, dtype=dtype)
     return Tensor(data, requires_grad=requires_grad, name=name)
+
+
+def grad(output, inputs, grad_output=None):
+    """d(output)/d(each of ``inputs``) as new Tensors, leaving every ``.grad`` untouched.
+
+    ``grad_output`` defaults to ones, so a tensor of many elements gives the gradient of its
+    sum (as ``tf.gradients`` does). An input that is not a leaf must have called
+    :meth:`Tensor.retain_grad` before it was used; an input the output does not depend on gets
+    zeros. The graph is kept, so several gradients of one output can be taken.
+    """
+    wanted = {id(x): None for x in inputs}
+
+    def deliver(tensor, g):
+        if id(tensor) in wanted:
+            wanted[id(tensor)] = g if wanted[id(tensor)] is None else wanted[id(tensor)] + g
+
+    if grad_output is None:
+        grad_output = get_array_module(output.data).ones_like(output.data)
+    if output.requires_grad:
+        output._backpropagate(grad_output, True, deliver)
+    xp = get_array_module(output.data)
+    return [Tensor(xp.zeros_like(x.data) if wanted[id(x)] is None else wanted[id(x)])
+            for x in inputs]
 
 
 def _topological_order(root):

@@ -12,23 +12,50 @@ from minidl.training import Trainer
 from minidl.utils import as_list
 
 
-def _graph_nodes(inputs, outputs):
-    """The non-input nodes between ``inputs`` and ``outputs``, producers before consumers."""
+def graph_nodes(inputs, outputs):
+    """The layer calls (Nodes) between symbolic ``inputs`` and ``outputs``, producers before
+    consumers; an output that does not descend from the inputs is an error naming it."""
     input_ids = {id(x) for x in inputs}
-    order, done, stack = [], set(), [(node, False) for node in reversed(outputs)]
+    order, done = [], set()
+    stack = [(y.node, False) for y in reversed(outputs) if id(y) not in input_ids]
     while stack:
         node, expanded = stack.pop()
-        if id(node) in done or id(node) in input_ids:
+        if id(node) in done:
             continue
         if expanded:
             done.add(id(node))
             order.append(node)
             continue
         if not node.inputs:
-            raise ValueError(f'{node} does not descend from the inputs given to Model')
+            raise ValueError(f'{node.outputs[0]} does not descend from the inputs given: '
+                             f'{inputs}')
         stack.append((node, True))
-        stack.extend((x, False) for x in node.inputs)
+        stack.extend((x.node, False) for x in reversed(node.inputs) if id(x) not in input_ids)
     return order
+
+
+def replay(nodes, values, training=False, logits=(), retain=()):
+    """Compute ``nodes`` in order on real tensors; ``values`` maps id(symbolic tensor) to its
+    Tensor and gains every output computed. Nodes in ``logits`` (ids) stop before their
+    layer's final activation; tensors in ``retain`` (ids) keep their gradient."""
+    for node in nodes:
+        layer, args = node.layer, node.arguments([values[id(x)] for x in node.inputs])
+        if id(node) in logits:
+            result = layer.call_logits(layer._prepare(args), training)
+        else:
+            result = layer(args, training)
+        for y, value in zip(node.outputs, as_list(result) if len(node.outputs) > 1 else
+                            [result]):
+            if id(y) in retain:
+                value.retain_grad()
+            values[id(y)] = value
+    return values
+
+
+def _shapes_text(shape):
+    if isinstance(shape, list):
+        return '[' + ', '.join(map(format_shape, shape)) + ']'
+    return format_shape(shape)
 
 
 class Model(Trainer, Layer):
@@ -44,7 +71,7 @@ class Model(Trainer, Layer):
 
     def _set_graph(self, inputs, outputs):
         self.inputs, self.outputs = inputs, outputs
-        self._nodes = _graph_nodes(inputs, outputs)
+        self._nodes = graph_nodes(inputs, outputs)
         layers = [x.layer for x in inputs] + [node.layer for node in self._nodes]
         self.layers = list(dict.fromkeys(layers))
         self.built = True
@@ -78,16 +105,15 @@ class Model(Trainer, Layer):
         Every output keeps its ``.grad`` after a backward pass, also one that later layers
         use: with outputs ``[feature_maps, scores]``, ``scores[0, k].backward()`` leaves
         d score / d feature maps in ``feature_maps.grad`` (what Grad-CAM needs)."""
-        values = dict(zip(map(id, self.inputs), as_list(x) if len(self.inputs) > 1 else [x]))
-        output_ids = {id(y) for y in self.outputs}
-        for node in self._nodes:
-            value = values[id(node.inputs[0])]
-            if logits and id(node) in output_ids:
-                values[id(node)] = node.layer.call_logits(node.layer._prepare(value), training)
-            else:
-                values[id(node)] = node.layer(value, training)
-            if id(node) in output_ids:
-                values[id(node)].retain_grad()
+        given = as_list(x) if len(self.inputs) > 1 else [x]
+        if len(given) != len(self.inputs):
+            raise ValueError(f'{self.name} takes {len(self.inputs)} inputs '
+                             f'({", ".join(t.layer.name for t in self.inputs)}), got '
+                             f'{len(given)}')
+        values = dict(zip(map(id, self.inputs), given))
+        ends = {id(y) for y in self.outputs}
+        logits = {id(y.node) for y in self.outputs} if logits else ()
+        replay(self._nodes, values, training, logits, retain=ends)
         results = [values[id(y)] for y in self.outputs]
         return results[0] if len(results) == 1 else results
 
@@ -106,11 +132,17 @@ class Model(Trainer, Layer):
 
     def check_input_shape(self, input_shape):
         expected = self.input_shape
-        if len(input_shape) != len(expected) or any(
-                w is not None and g is not None and g != w
-                for g, w in zip(input_shape[1:], expected[1:])):
-            raise ValueError(f'{self.name} expects input of shape {format_shape(expected)}, '
-                             f'got {format_shape(input_shape)}')
+        several = isinstance(expected, list)
+        if several != isinstance(input_shape, list) or several and len(expected) != len(
+                input_shape):
+            count = len(expected) if several else 1
+            raise ValueError(f'{self.name} takes {count} input(s) of shape '
+                             f'{_shapes_text(expected)}, got {_shapes_text(input_shape)}')
+        for got, want in zip(*[s if several else [s] for s in (input_shape, expected)]):
+            if len(got) != len(want) or any(w is not None and g is not None and g != w
+                                            for g, w in zip(got[1:], want[1:])):
+                raise ValueError(f'{self.name} expects input of shape '
+                                 f'{_shapes_text(expected)}, got {_shapes_text(input_shape)}')
 
     # --- weights --------------------------------------------------------------------------
     def _collect(self, attribute):
@@ -153,7 +185,8 @@ class Model(Trainer, Layer):
         return self._device
 
     def multiplications(self):
-        return sum(layer.multiplications() for layer in self.layers)
+        counts = [layer.multiplications() for layer in self.layers]
+        return None if None in counts else sum(counts)
 
     def get_layer(self, name=None, index=None):
         """A layer by name or by position."""

@@ -36,6 +36,11 @@ def _shape_text(layer):
     return format_shape(shape)
 
 
+def _count_text(count):
+    """'1,234', or '?' for a count that depends on an input size not yet known."""
+    return '?' if count is None else f'{count:,}'
+
+
 def print_summary(model, print_fn=print):
     """Print the summary of ``model`` through ``print_fn`` (one call per line)."""
     if not model.built:
@@ -50,7 +55,7 @@ def print_summary(model, print_fn=print):
     for i, layer in enumerate(model.layers):
         mults = layer.multiplications()
         for line in _rows([f'{layer.name} ({_kind(layer)})', _shape_text(layer),
-                           layer.count_params(), f'{mults:,}' if mults else '0']):
+                           layer.count_params(), _count_text(mults)]):
             print_fn(line)
         print_fn('' if i == len(model.layers) - 1 else ' ' * width)
     print_fn('=' * width)
@@ -59,5 +64,5 @@ def print_summary(model, print_fn=print):
     print_fn(f'Total params: {total:,}')
     print_fn(f'Trainable params: {trainable:,}')
     print_fn(f'Non-trainable params: {total - trainable:,}')
-    print_fn(f'Multiplications per example: {model.multiplications():,}')
+    print_fn(f'Multiplications per example: {_count_text(model.multiplications())}')
     print_fn('_' * width)

@@ -24,7 +24,8 @@ def VGG16(include_top=True, weights=None, input_shape=None, classes=1000, poolin
 
     ``weights``: None (random initialisation), 'imagenet' (Keras's pretrained file, see the
     module docstring) or the path of an h5 weight file. ``input_shape`` defaults to
-    (224, 224, 3); with the top and ImageNet weights it must be that, with 1000 classes.
+    (224, 224, 3) with the top (which must then be so for ImageNet weights, with 1000 classes)
+    and to ``(None, None, 3)`` without it: the convolutions then take images of any size.
     ``pooling`` is None, 'avg' or 'max' when ``include_top`` is False.
     """
     shape_ok = input_shape in (None, (224, 224, 3))
@@ -32,7 +33,8 @@ def VGG16(include_top=True, weights=None, input_shape=None, classes=1000, poolin
         raise ValueError('VGG16: the ImageNet classifier needs input_shape=(224, 224, 3) and '
                          f'classes=1000, got {input_shape} and {classes}; use '
                          'include_top=False to put your own classifier on the convolutions')
-    inputs = layers.Input(shape=input_shape or (224, 224, 3))
+    inputs = layers.Input(shape=input_shape or ((224, 224, 3) if include_top else
+                                                (None, None, 3)))
     x = inputs
     for block, (filters, convs) in enumerate(BLOCKS, start=1):
         for i in range(1, convs + 1):

@@ -22,9 +22,13 @@ def window_length(size, k, stride, padding, dilation=1, exact=False, op='conv2d'
     ``padding`` is 'valid', 'same' or an int P of zeros on each side. ``exact`` demands that
     the window tiles the input exactly, as the sizing formula of the lessons does; otherwise
     the output is floored (pooling). A size that is not a positive integer is a ValueError
-    showing the formula with the numbers filled in.
+    showing the formula with the numbers filled in. An unknown input size (None, as in
+    ``Input(shape=(None, None, 3))``) gives an unknown output size; its padding is known only
+    once the size is.
     """
     span = dilation * (k - 1) + 1
+    if size is None:
+        return None, None
     if padding == 'same':
         out = -(-size // stride)
         total = max((out - 1) * stride + span - size, 0)

@@ -39,6 +39,7 @@ from minidl.functions.activation import ACTIVATIONS
 from minidl.io.errors import WeightFileError
 from minidl.layers.base import Layer, snake_case
 from minidl.layers.core import InputLayer
+from minidl.layers.merging import Merge
 from minidl.layers.normalization import BatchNormalization
 
 BUILD_SLACK = 1 << 16  # bytes a model built from a file's config may take beyond its weights
@@ -135,10 +136,9 @@ class _Translation:
         label = f'{config.get("name")} ({class_name})'
         cls = self.classes.get(class_name)
         if cls is None:
-            merge = ' (merge layers are not supported yet)' if inputs > 1 else ''
-            self.problems.append(f'{label}: unknown layer class{merge}')
+            self.problems.append(f'{label}: unknown layer class')
             return None
-        if inputs > 1:
+        if inputs > 1 and not issubclass(cls, Merge):
             self.problems.append(f'{label}: takes one input, the graph gives it {inputs}')
         kwargs, axis = {}, None
         accepted = _arguments(cls)
@@ -253,13 +253,17 @@ class _Translation:
             name = spec.get('name') or spec['config']['name']
             sources = self.sources(spec, name, classes)
             classes[name] = spec['class_name']
-            entries.append((name, self.spec(spec, max(len(sources), 1)), sources[:1]))
+            entries.append((name, self.spec(spec, max(len(sources), 1)), sources))
 
         def build():
             tensors = {}
             for name, builder, sources in entries:
                 layer = builder()
-                tensors[name] = layer(tensors[sources[0]]) if sources else layer.output
+                given = [tensors[source] for source in sources]
+                if not given:
+                    tensors[name] = layer.output
+                else:
+                    tensors[name] = layer(given if len(given) > 1 else given[0])
             model = Model([tensors[n] for n in _ends(config['input_layers'])],
                           [tensors[n] for n in _ends(config['output_layers'])],
                           name=config['name'])

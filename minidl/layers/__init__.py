@@ -1,13 +1,22 @@
-"""Keras-style layers: ``from minidl import layers``; ``layers.Conv2D(32, (3, 3), ...)``."""
+"""Keras-style layers: ``from minidl import layers``; ``layers.Conv2D(32, (3, 3), ...)``.
+
+Keras's other names for the same classes (``Convolution2D``, ``MaxPool2D``, ...) are aliases
+here, not classes of their own."""
 from minidl.layers.base import Layer, SymbolicTensor
 from minidl.layers.convolutional import Conv1D, Conv2D, ZeroPadding2D
-from minidl.layers.core import (Activation, Dense, Dropout, Flatten, Input, InputLayer,
+from minidl.layers.core import (Activation, Dense, Dropout, Flatten, Input, InputLayer, Lambda,
                                 Reshape)
 from minidl.layers.embedding import Embedding
+from minidl.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
+                                   Subtract, add, average, concatenate, dot, maximum, minimum,
+                                   multiply, subtract)
 from minidl.layers.normalization import BatchNormalization
 from minidl.layers.pooling import (AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D,
                                    GlobalAveragePooling2D, GlobalMaxPooling1D,
                                    GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
 
-MaxPool2D, MaxPool1D = MaxPooling2D, MaxPooling1D
-AvgPool2D, AvgPool1D = AveragePooling2D, AveragePooling1D
+Convolution1D, Convolution2D = Conv1D, Conv2D
+MaxPool1D, MaxPool2D = MaxPooling1D, MaxPooling2D
+AvgPool1D, AvgPool2D = AveragePooling1D, AveragePooling2D
+GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D
+GlobalAvgPool1D, GlobalAvgPool2D = GlobalAveragePooling1D, GlobalAveragePooling2D

@@ -25,6 +25,13 @@ def count(owner, name, value, minimum=1):
     return int(value)
 
 
+def integer(owner, name, value):
+    """``value`` as an int of any sign (an axis index), refusing floats and bools."""
+    if not _is_int(value):
+        raise ValueError(f'{_owner(owner)}: {name} must be an integer, got {value!r}')
+    return int(value)
+
+
 def int_tuple(owner, name, value, n, minimum=1):
     """An int or a sequence of ``n`` ints, each >= ``minimum``, as a tuple of ``n`` ints."""
     values = (value,) * n if _is_int(value) else value

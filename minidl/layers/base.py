@@ -39,18 +39,124 @@ def format_shape(shape):
         (',)' if len(shape) == 1 else ')')
 
 
-class SymbolicTensor:
-    """A placeholder for the output of ``layer`` applied to ``inputs`` in a functional graph.
+class Node:
+    """One call of a layer in a functional graph: the layer, the symbolic tensors it was called
+    on (``packed``: given as a list, as merge layers take them) and the tensors it made."""
 
-    It carries only a shape (batch axis ``None``); ``Model`` replays the graph on real data.
+    def __init__(self, layer, inputs=(), packed=False):
+        self.layer, self.inputs, self.packed = layer, tuple(inputs), packed
+        self.outputs = []
+
+    def arguments(self, values):
+        """What the layer is called with, given the values of ``inputs``."""
+        return list(values) if self.packed else values[0]
+
+
+class SymbolicTensor:
+    """A placeholder for output ``index`` of a layer call (``node``) in a functional graph.
+
+    It carries only a shape (batch axis ``None``) and a dtype; ``Model`` and ``K.function``
+    replay the graph on real data. Operators, indexing and the ``minidl.backend`` functions
+    applied to it record further nodes (see :func:`apply`).
     """
 
-    def __init__(self, shape, layer=None, inputs=()):
-        self.shape, self.layer, self.inputs = tuple(shape), layer, tuple(inputs)
+    def __init__(self, shape, node=None, index=0, dtype='float32'):
+        self.shape, self.node, self.index = tuple(shape), node, index
+        self.dtype = np.dtype(dtype)
+        if node is not None:
+            node.outputs.append(self)
+
+    layer = property(lambda self: self.node.layer if self.node else None)
+    inputs = property(lambda self: self.node.inputs if self.node else ())
+    ndim = property(lambda self: len(self.shape))
 
     def __repr__(self):
         source = f', from {self.layer.name}' if self.layer else ''
         return f'<SymbolicTensor shape={format_shape(self.shape)}{source}>'
+
+    __hash__ = object.__hash__
+
+    def __add__(self, other): return apply(operator.add, self, other)
+    def __radd__(self, other): return apply(operator.add, other, self)
+    def __sub__(self, other): return apply(operator.sub, self, other)
+    def __rsub__(self, other): return apply(operator.sub, other, self)
+    def __mul__(self, other): return apply(operator.mul, self, other)
+    def __rmul__(self, other): return apply(operator.mul, other, self)
+    def __truediv__(self, other): return apply(operator.truediv, self, other)
+    def __rtruediv__(self, other): return apply(operator.truediv, other, self)
+    def __pow__(self, other): return apply(operator.pow, self, other)
+    def __rpow__(self, other): return apply(operator.pow, other, self)
+    def __matmul__(self, other): return apply(operator.matmul, self, other)
+    def __rmatmul__(self, other): return apply(operator.matmul, other, self)
+    def __neg__(self): return apply(operator.neg, self)
+    def __getitem__(self, index): return apply(operator.getitem, self, index)
+
+
+def is_symbolic(x):
+    """Whether ``x`` is a SymbolicTensor or a list/tuple holding one."""
+    if isinstance(x, (list, tuple)):
+        return any(isinstance(item, SymbolicTensor) for item in x)
+    return isinstance(x, SymbolicTensor)
+
+
+def apply(function, *args, name=None, **kwargs):
+    """``function(*args, **kwargs)`` on tensors, or, when an argument is symbolic, a graph node
+    that will compute it (an :class:`Operation` named after the function).
+
+    Arrays and numbers among the arguments are taken as they are; only SymbolicTensors (also
+    inside a list argument, as ``K.concatenate([a, b])`` gives) are replaced by values.
+    """
+    if not any(is_symbolic(a) for a in args):
+        return function(*[_as_tensor(a) for a in args], **kwargs)
+    grouped = [isinstance(a, (list, tuple)) and is_symbolic(a) for a in args]
+    slots = [(i, j) for i, a in enumerate(args) for j, item in enumerate(
+        a if grouped[i] else [a]) if isinstance(item, SymbolicTensor)]
+    symbols = [args[i][j] if grouped[i] else args[i] for i, j in slots]
+
+    def on_values(values):
+        filled = [list(a) if group else a for a, group in zip(args, grouped)]
+        for (i, j), value in zip(slots, values):
+            if grouped[i]:
+                filled[i][j] = value
+            else:
+                filled[i] = value
+        return function(*filled, **kwargs)
+
+    label = name or getattr(function, '__name__', 'operation').strip('_')
+    return Operation(on_values, name=unique_name(label))(list(symbols))
+
+
+def _as_tensor(x):
+    return Tensor(as_array(x)) if isinstance(x, (np.ndarray, np.generic)) else x
+
+
+def _stand_in(shapes, dtypes, size):
+    """Arrays of ones of ``shapes``, each unknown (None) size replaced by ``size``."""
+    return [Tensor(np.ones([size if d is None else d for d in shape], dtype))
+            for shape, dtype in zip(shapes, dtypes)]
+
+
+def inferred_output_shape(function, shapes, dtypes, description):
+    """The output shape (a list of shapes for a list of outputs) of ``function`` called on a
+    list of inputs of ``shapes``, found by calling it on stand-ins: once with every unknown
+    size 1, once with 2; a size that follows them is unknown (None).
+
+    This is how a Lambda or a K function on symbolic tensors knows its shape without a shape
+    rule of its own (as ``jax.eval_shape`` traces, but by running on tiny arrays)."""
+    from minidl.autograd import no_grad
+    runs = []
+    with no_grad(), np.errstate(all='ignore'):
+        for size in (1, 2) if any(None in shape for shape in shapes) else (1,):
+            try:
+                runs.append(function(_stand_in(shapes, dtypes, size)))
+            except Exception as error:
+                raise ValueError(f'{description}: cannot compute its output shape on inputs '
+                                 f'of shape {", ".join(map(format_shape, shapes))} ({error}); '
+                                 f'pass output_shape') from error
+    several = isinstance(runs[0], (list, tuple))
+    merged = [tuple(a if a == b else None for a, b in zip(first.shape, last.shape))
+              for first, last in zip(*[r if several else [r] for r in (runs[0], runs[-1])])]
+    return merged if several else merged[0]
 
 
 _budget = contextvars.ContextVar('weight_budget', default=None)  # [bytes left, source]
@@ -69,12 +175,20 @@ def _charge_budget(layer, shape):
     budget[0] -= max(nbytes, 0)
 
 
+def batch_free(shape):
+    """``shape`` with its batch axis unknown: ``(None, ...)``; a list of shapes, each so."""
+    if isinstance(shape, list):
+        return [batch_free(item) for item in shape]
+    return (None,) + tuple(shape)[1:]
+
+
 class Layer:
     """Base class of every layer; subclasses override ``build``, ``call`` and
     ``compute_output_shape`` (and ``get_config`` for their own arguments)."""
 
     expected_ndim = None  # rank of the input, batch axis included, when the layer needs one
     casts_integer_inputs = True  # False where integers are the data: ids (Embedding), models
+    batch_axis = True  # the first axis of the input is the batch (not so for K operations)
     input = output = None  # the symbolic tensors of the first graph this layer was called in
 
     def __init__(self, name=None, trainable=True, input_shape=None, batch_input_shape=None,
@@ -184,11 +298,14 @@ class Layer:
     # --- shapes ---------------------------------------------------------------------------
     def check_input_shape(self, input_shape):
         """Raise a ValueError naming the layer when ``input_shape`` cannot be taken."""
+        if self.expected_ndim is not None and isinstance(input_shape, list):
+            raise ValueError(f'{self.name} ({type(self).__name__}) takes one input, got a list '
+                             f'of {len(input_shape)}: {", ".join(map(format_shape, input_shape))}')
         if self.expected_ndim is not None and len(input_shape) != self.expected_ndim:
             raise ValueError(f'{self.name} ({type(self).__name__}) expects inputs with '
                              f'{self.expected_ndim} dimensions {self.expected_shape_text()}, got '
                              f'shape {format_shape(input_shape)}')
-        if self.built and self.input_shape is not None:
+        if self.built and self.input_shape is not None and not isinstance(input_shape, list):
             for got, want in zip(input_shape[1:], self.input_shape[1:]):
                 if want is not None and got is not None and got != want:
                     raise ValueError(f'{self.name} ({type(self).__name__}) was built for input '
@@ -209,8 +326,9 @@ class Layer:
         raise NotImplementedError(f'{type(self).__name__}.call')
 
     def _ensure_built(self, input_shape, device='cpu'):
-        """Check the input shape and, on the first call, build the weights on ``device``."""
-        input_shape = (None,) + tuple(input_shape)[1:]
+        """Check the input shape (a list of shapes for a layer called on a list) and, on the
+        first call, build the weights on ``device``."""
+        input_shape = batch_free(input_shape) if self.batch_axis else input_shape
         self.check_input_shape(input_shape)
         if not self.built:
             self.build(input_shape)
@@ -221,23 +339,51 @@ class Layer:
         return input_shape
 
     def __call__(self, x, training=False):
-        if isinstance(x, SymbolicTensor):
-            input_shape = self._ensure_built(x.shape)
-            out = SymbolicTensor(self.compute_output_shape(input_shape), self, (x,))
-            self._record_node(x, out)
-            return out
+        """Compute on tensors or arrays (a list of them for merge layers), or, called on
+        symbolic tensors, add a node to the functional graph and return its output(s)."""
+        if is_symbolic(x):
+            return self._call_symbolic(x)
         return self.call(self._prepare(x), training)
 
+    def _call_symbolic(self, x):
+        packed = isinstance(x, (list, tuple))
+        inputs = list(x) if packed else [x]
+        if not all(isinstance(t, SymbolicTensor) for t in inputs):
+            raise TypeError(f'{self.name} ({type(self).__name__}): the inputs of a functional '
+                            f'call must all be symbolic tensors (from Input or a layer), got '
+                            f'{[type(t).__name__ for t in inputs]}')
+        shapes = [t.shape for t in inputs]
+        was_built = self.built
+        input_shape = self._ensure_built(shapes if packed else shapes[0])
+        output_shape = self.compute_output_shape(input_shape) if was_built else \
+            self.output_shape
+        node = Node(self, inputs, packed)
+        several = isinstance(output_shape, list)
+        for index, shape in enumerate(output_shape if several else [output_shape]):
+            SymbolicTensor(shape, node, index, self.dtype)
+        out = list(node.outputs) if several else node.outputs[0]
+        self._record_node(x, out)
+        return out
+
     def _prepare(self, x):
-        """``x`` as a Tensor this layer can compute on, after building the layer for it.
+        """``x`` (or each tensor of a list) as a Tensor this layer can compute on, after
+        building the layer for it.
 
         Integer or boolean inputs (uint8 images) are cast to the layer's float dtype, as Keras
         does, unless the layer reads integers as such (``casts_integer_inputs = False``).
         """
+        if isinstance(x, (list, tuple)):
+            xs = [self._as_input(item) for item in x]
+            self._ensure_built([t.shape for t in xs], xs[0].device if xs else 'cpu')
+            return xs
+        x = self._as_input(x)
+        self._ensure_built(x.shape, x.device)
+        return x
+
+    def _as_input(self, x):
         x = x if isinstance(x, Tensor) else Tensor(as_array(x))
         if self.casts_integer_inputs and x.dtype.kind in 'biu':
             x = Tensor(x.data.astype(self.dtype))
-        self._ensure_built(x.shape, x.device)
         return x
 
     def _record_node(self, x, out):
@@ -252,7 +398,8 @@ class Layer:
         raise NotImplementedError(f'{type(self).__name__} has no separable activation')
 
     def multiplications(self):
-        """Multiplications per example in a forward pass (summary's extra column)."""
+        """Multiplications per example in a forward pass (summary's extra column); None
+        while an input size is unknown."""
         return 0
 
     # --- configuration ----------------------------------------------------------------
@@ -268,3 +415,41 @@ class Layer:
 
     def __repr__(self):
         return f'<{type(self).__name__} name={self.name!r}>'
+
+
+class Operation(Layer):
+    """A function of tensors as a node of a functional graph: what an operator or a
+    ``minidl.backend`` function applied to symbolic tensors records (and the base of Lambda).
+
+    ``function`` is called with what the node is called with (one tensor, or a list); its
+    output shape is ``output_shape`` when given (without the batch axis), else inferred by
+    :func:`inferred_output_shape`.
+    """
+
+    casts_integer_inputs = False
+    batch_axis = False
+
+    def __init__(self, function, output_shape=None, name=None, **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.function, self.declared_output_shape = function, output_shape
+
+    def compute_output_shape(self, input_shape):
+        if self.declared_output_shape is not None:
+            declared = self.declared_output_shape
+            return declared(input_shape) if callable(declared) else (None,) + tuple(declared)
+        packed = isinstance(input_shape, list)
+        shapes = input_shape if packed else [input_shape]
+        return inferred_output_shape(lambda xs: self.function(xs if packed else xs[0]),
+                                     shapes, [self.dtype] * len(shapes),
+                                     f'{self.name} ({type(self).__name__})')
+
+    def check_input_shape(self, input_shape):
+        """A function takes whatever shapes it can compute on."""
+
+    def get_config(self):
+        raise ValueError(f'{self.name} ({type(self).__name__}) cannot be written to a config: '
+                         f'its function is code, not data. Save the weights (save_weights) '
+                         f'and rebuild the model in code to load them')
+
+    def call(self, x, training=False):
+        return self.function(x)

@@ -55,7 +55,7 @@ class Conv2D(Activated):
     def multiplications(self):
         kh, kw, cin, cout = self.kernel.shape
         _, oh, ow, _ = self.output_shape
-        return kh * kw * cin * oh * ow * cout
+        return None if None in (oh, ow) else kh * kw * cin * oh * ow * cout
 
     def get_config(self):
         return {**super().get_config(), 'filters': self.filters,
@@ -83,7 +83,8 @@ class Conv1D(Conv2D):
 
     def multiplications(self):
         k, cin, cout = self.kernel.shape
-        return k * cin * self.output_shape[1] * cout
+        steps = self.output_shape[1]
+        return None if steps is None else k * cin * steps * cout
 
     def get_config(self):
         config = super().get_config()

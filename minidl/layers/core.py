@@ -5,7 +5,7 @@ import minidl.functions as F
 from minidl import constraints
 from minidl.functions.activation import check_activation
 from minidl.layers import arguments
-from minidl.layers.base import Layer, SymbolicTensor, format_shape
+from minidl.layers.base import Layer, Node, Operation, SymbolicTensor, format_shape
 
 
 class Activated(Layer):
@@ -77,7 +77,8 @@ class Dense(Activated):
         return tuple(input_shape[:-1]) + (self.units,)
 
     def multiplications(self):
-        return int(np.prod([d for d in self.input_shape[1:] if d])) * self.units
+        sizes = self.input_shape[1:]
+        return None if None in sizes else int(np.prod(sizes)) * self.units
 
     def get_config(self):
         return {**super().get_config(), 'units': self.units}
@@ -161,7 +162,7 @@ class InputLayer(Layer):
             raise ValueError(f'{self.name} (InputLayer) needs input_shape or batch_input_shape')
         self.built = True
         self.input_shape = self.output_shape = self.input_shape_arg
-        self.output = SymbolicTensor(self.input_shape_arg, self)
+        self.output = SymbolicTensor(self.input_shape_arg, Node(self), dtype=self.dtype)
 
     def call(self, x, training=False):
         return x
@@ -171,3 +172,23 @@ def Input(shape=None, batch_size=None, name=None, dtype='float32', batch_shape=N
     """A symbolic input of ``shape`` (without the batch axis), as ``keras.Input``."""
     batch_input_shape = tuple(batch_shape) if batch_shape else (batch_size,) + tuple(shape)
     return InputLayer(batch_input_shape=batch_input_shape, name=name, dtype=dtype).output
+
+
+class Lambda(Operation):
+    """Any function of tensors as a layer: ``Lambda(lambda t: t * 2)(x)``. It is called with
+    what the layer is called with (a tensor, or a list of them); ``arguments`` are passed as
+    keywords. Without ``output_shape`` (a shape without the batch axis, or a function of the
+    input shape) the shape is found by calling the function on small stand-in arrays.
+
+    The function must use differentiable operations (``minidl.functions``, tensor operators,
+    ``minidl.backend``) for gradients to flow through it. A Lambda cannot be saved to a config
+    file: its code is not data."""
+
+    def __init__(self, function, output_shape=None, mask=None, arguments=None, **kwargs):
+        if not callable(function):
+            raise TypeError(f'Lambda expects a function, got {function!r}')
+        if mask is not None:
+            raise ValueError('Lambda: mask is not supported (minidl has no masking)')
+        self.arguments = dict(arguments or {})
+        super().__init__(lambda x: function(x, **self.arguments), output_shape, **kwargs)
+        self.wrapped = function

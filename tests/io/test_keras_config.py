@@ -156,14 +156,18 @@ def test_dtype_policies_and_constraints_are_read_in_either_spelling():
         build(spec)
 
 
-def test_an_unknown_layer_taking_several_inputs_is_named_a_merge_layer():
+def test_a_merge_layer_is_built_on_every_input_it_is_given():
     merge = {'module': 'keras.layers', 'class_name': 'Concatenate', 'registered_name': None,
              'config': {'name': 'cat', 'axis': -1}}
     spec = keras3_functional((keras3_input('in', (3,)), []), (keras3_dense('a', 3), ['in']),
                              (merge, ['in', 'a']), (keras3_dense('b', 2), ['cat']))
-    with pytest.raises(WeightFileError, match=r'cat \(Concatenate\): unknown layer class '
-                                              r'\(merge layers are not supported yet\)'):
-        build(spec)
+    model = build(spec)
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    a = model.get_layer('a')(x).numpy()
+    joined = model.get_layer('cat')([x, a]).numpy()
+    assert model.get_layer('cat').input_shape == [(None, 3), (None, 3)]
+    np.testing.assert_allclose(model.predict(x), model.get_layer('b')(joined).numpy(),
+                               rtol=1e-6)
     spec['config']['layers'][2]['class_name'] = 'Dense'
     with pytest.raises(WeightFileError, match=r'cat \(Dense\): takes one input, the graph '
                                               r'gives it 2'):
