@@ -62,6 +62,7 @@ class Model(Trainer, Layer):
     """A graph of layers from symbolic ``inputs`` (``layers.Input``) to ``outputs``."""
 
     casts_integer_inputs = False  # each of its layers decides
+    takes_list = True  # one tensor per input; check_input_shape counts them
 
     def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -105,12 +106,7 @@ class Model(Trainer, Layer):
         Every output keeps its ``.grad`` after a backward pass, also one that later layers
         use: with outputs ``[feature_maps, scores]``, ``scores[0, k].backward()`` leaves
         d score / d feature maps in ``feature_maps.grad`` (what Grad-CAM needs)."""
-        given = as_list(x) if len(self.inputs) > 1 else [x]
-        if len(given) != len(self.inputs):
-            raise ValueError(f'{self.name} takes {len(self.inputs)} inputs '
-                             f'({", ".join(t.layer.name for t in self.inputs)}), got '
-                             f'{len(given)}')
-        values = dict(zip(map(id, self.inputs), given))
+        values = dict(zip(map(id, self.inputs), as_list(x) if len(self.inputs) > 1 else [x]))
         ends = {id(y) for y in self.outputs}
         logits = {id(y.node) for y in self.outputs} if logits else ()
         replay(self._nodes, values, training, logits, retain=ends)
@@ -135,9 +131,9 @@ class Model(Trainer, Layer):
         several = isinstance(expected, list)
         if several != isinstance(input_shape, list) or several and len(expected) != len(
                 input_shape):
-            count = len(expected) if several else 1
-            raise ValueError(f'{self.name} takes {count} input(s) of shape '
-                             f'{_shapes_text(expected)}, got {_shapes_text(input_shape)}')
+            names = ', '.join(t.layer.name for t in self.inputs)
+            raise ValueError(f'{self.name} takes {len(self.inputs)} input(s) ({names}) of '
+                             f'shape {_shapes_text(expected)}, got {_shapes_text(input_shape)}')
         for got, want in zip(*[s if several else [s] for s in (input_shape, expected)]):
             if len(got) != len(want) or any(w is not None and g is not None and g != w
                                             for g, w in zip(got[1:], want[1:])):

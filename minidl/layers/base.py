@@ -21,10 +21,13 @@ from minidl.backends import to_device
 _name_counts = collections.Counter()
 
 
-def unique_name(base):
-    """Keras's automatic names: conv2d, conv2d_1, conv2d_2, ..."""
+def unique_name(base, zero_based=True):
+    """Keras's automatic names: conv2d, conv2d_1, conv2d_2, ...; or input_1, input_2, ...
+    (``zero_based=False``, as tf-keras numbers its inputs)."""
     count = _name_counts[base]
     _name_counts[base] += 1
+    if not zero_based:
+        return f'{base}_{count + 1}'
     return base if count == 0 else f'{base}_{count}'
 
 
@@ -189,6 +192,7 @@ class Layer:
     expected_ndim = None  # rank of the input, batch axis included, when the layer needs one
     casts_integer_inputs = True  # False where integers are the data: ids (Embedding), models
     batch_axis = True  # the first axis of the input is the batch (not so for K operations)
+    takes_list = False  # True for layers called on a list of tensors (merges, functions)
     input = output = None  # the symbolic tensors of the first graph this layer was called in
 
     def __init__(self, name=None, trainable=True, input_shape=None, batch_input_shape=None,
@@ -298,9 +302,6 @@ class Layer:
     # --- shapes ---------------------------------------------------------------------------
     def check_input_shape(self, input_shape):
         """Raise a ValueError naming the layer when ``input_shape`` cannot be taken."""
-        if self.expected_ndim is not None and isinstance(input_shape, list):
-            raise ValueError(f'{self.name} ({type(self).__name__}) takes one input, got a list '
-                             f'of {len(input_shape)}: {", ".join(map(format_shape, input_shape))}')
         if self.expected_ndim is not None and len(input_shape) != self.expected_ndim:
             raise ValueError(f'{self.name} ({type(self).__name__}) expects inputs with '
                              f'{self.expected_ndim} dimensions {self.expected_shape_text()}, got '
@@ -329,6 +330,9 @@ class Layer:
         """Check the input shape (a list of shapes for a layer called on a list) and, on the
         first call, build the weights on ``device``."""
         input_shape = batch_free(input_shape) if self.batch_axis else input_shape
+        if isinstance(input_shape, list) and not self.takes_list:
+            raise ValueError(f'{self.name} ({type(self).__name__}) takes one input, got a list '
+                             f'of {len(input_shape)}: {", ".join(map(format_shape, input_shape))}')
         self.check_input_shape(input_shape)
         if not self.built:
             self.build(input_shape)
@@ -428,6 +432,7 @@ class Operation(Layer):
 
     casts_integer_inputs = False
     batch_axis = False
+    takes_list = True
 
     def __init__(self, function, output_shape=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)

@@ -5,7 +5,8 @@ import minidl.functions as F
 from minidl import constraints
 from minidl.functions.activation import check_activation
 from minidl.layers import arguments
-from minidl.layers.base import Layer, Node, Operation, SymbolicTensor, format_shape
+from minidl.layers.base import (Layer, Node, Operation, SymbolicTensor, format_shape,
+                                unique_name)
 
 
 class Activated(Layer):
@@ -155,9 +156,9 @@ class InputLayer(Layer):
 
     casts_integer_inputs = False  # the layers after it decide
 
-    def __init__(self, input_shape=None, batch_input_shape=None, **kwargs):
+    def __init__(self, input_shape=None, batch_input_shape=None, name=None, **kwargs):
         super().__init__(input_shape=input_shape, batch_input_shape=batch_input_shape,
-                         **kwargs)
+                         name=name or unique_name('input', zero_based=False), **kwargs)
         if self.input_shape_arg is None:
             raise ValueError(f'{self.name} (InputLayer) needs input_shape or batch_input_shape')
         self.built = True

@@ -17,6 +17,7 @@ class Merge(Layer):
     """Base of the merges: ``combine(tensors)`` on two or more inputs of matching shapes."""
 
     arity = None  # the exact number of inputs, where the merge needs one
+    takes_list = True
 
     def _problem(self, shapes, problem):
         listed = ', '.join(map(format_shape, shapes))
