@@ -34,16 +34,15 @@ Anything wrong with a file raises :class:`minidl.io.WeightFileError` naming the 
 """
 import contextlib
 import json
-import re
-import warnings
 
 import h5py
 import numpy as np
 
-from minidl import optimizers
 from minidl.io import keras3_weights, keras_archive, keras_h5
-from minidl.io.errors import WeightFileError
-from minidl.io.keras_config import BUILD_SLACK, CONFIG_ERRORS, from_config, serialize
+from minidl.io.keras_config import BUILD_SLACK, from_config, serialize
+from minidl.io.keras_training import (compile_arguments, config_errors,
+                                      load_optimizer_weights, training_config,
+                                      write_optimizer_weights)
 from minidl.layers.base import Layer
 from minidl.utils import atomic_write, remove_stale_temps
 
@@ -185,232 +184,6 @@ def _load_by_name(reader, model, stored, skip_mismatch):
     _load_pairs(reader, pairs, skip_mismatch)
 
 
-# --- optimizer state ---------------------------------------------------------------------
-# Keras's names of each minidl optimizer's slots: (minidl slot, tf-keras 2.11+'s name, older
-# tf.keras's, Keras 3's), in tf-keras's order. tf-keras's SGD keeps its slot even without
-# momentum.
-_SLOTS = {'SGD': [('velocity', 'm', 'momentum', 'momentum')],
-          'RMSprop': [('sq_avg', 'velocity', 'rms', 'velocity')],
-          'Adam': [('m', 'm', 'm', 'momentum'), ('v', 'v', 'v', 'velocity')]}
-_INDEX = re.compile(r':\d+$')  # the ':0' TensorFlow appends to variable names
-
-
-def _slots(optimizer):
-    """``_SLOTS`` of ``optimizer``'s class, or of the minidl class it derives from."""
-    kind = next((cls.__name__ for cls in type(optimizer).__mro__ if cls.__name__ in _SLOTS),
-                None)
-    if kind is None:
-        raise ValueError(f'{type(optimizer).__name__} has no Keras counterpart; minidl saves '
-                         f'the state of {", ".join(_SLOTS)}')
-    return _SLOTS[kind]
-
-
-def _write_optimizer(f, model):
-    """``optimizer_weights`` as tf-keras writes it and reads it back (by position):
-    ``iteration:0``, then for each trainable weight each slot, ``<optimizer>/<slot>/<weight>:0``
-    (zeros for a weight not updated yet)."""
-    optimizer, params = model.optimizer, model.trainable_weights
-    iterations, slots = optimizer.get_state(params)
-    named = [('iteration:0', np.int64(iterations))]
-    for w, state in zip(params, slots):
-        for slot, keras_slot, *_ in _slots(optimizer):
-            named.append((f'{optimizer.name}/{keras_slot}/{w.name}:0',
-                          state.get(slot, np.zeros(w.shape, w.dtype))))
-    group = f.create_group('optimizer_weights')
-    keras_h5.write_names(group.attrs, 'weight_names', [name for name, _ in named])
-    for name, array in named:
-        keras_h5.write_array(group, name, array)
-
-
-def _load_optimizer(reader, model):
-    """Restore the optimizer state of ``optimizer_weights``, as tf-keras, older tf.keras,
-    Keras 3 or minidl wrote it, matched to the weights by name (files without one train on from a fresh
-    optimizer, as in Keras). State whose names say nothing of the weights (Keras 2.0's
-    ``training/RMSprop/Variable:0``) is not restored, with a warning, as tf-keras does with
-    state it cannot use."""
-    group = reader.group(reader.file, 'optimizer_weights')
-    if group is None:
-        return
-    names = reader.names(group, 'weight_names') or []
-    iterations = reader.dataset(group, names[0]) if names and \
-        _INDEX.sub('', names[0]).split('/')[-1] in ('iterations', 'iteration', 'iter') else None
-    if iterations is None or iterations.shape != () or iterations.dtype.kind != 'i':
-        raise reader.error('optimizer_weights has no iteration count')
-    params = model.trainable_weights
-    by_name, slots = {w.name: w for w in params}, {id(w): {} for w in params}
-    for name in names[1:]:
-        if name.split('/')[-1] == 'learning_rate':  # Keras 3 keeps its rate as a variable
-            continue
-        target = _slot_of(model.optimizer, by_name, name)
-        if target is None:
-            warnings.warn(f'{reader.path}: optimizer_weights/{name} names no slot of a '
-                          f'weight of {model.name}; the optimizer starts afresh', stacklevel=3)
-            return
-        weight, slot = target
-        data = reader.dataset(group, name)
-        if slot is not None and data.shape != weight.shape:
-            raise reader.error(f'optimizer_weights/{name} has shape {data.shape}, its weight '
-                               f'{weight.name} {weight.shape}')
-        if slot is not None:
-            slots[id(weight)][slot] = data
-    state = [{slot: reader.array(data) for slot, data in slots[id(w)].items()} for w in params]
-    try:
-        model.optimizer.set_state(params, int(reader.array(iterations)), state)
-    except ValueError as exc:
-        raise reader.error(f'optimizer_weights do not fit: {exc}') from None
-
-
-def _slot_of(optimizer, by_name, name):
-    """``(weight, minidl slot)`` that the stored optimizer variable ``name`` holds, with slot
-    None for a Keras slot this optimizer does not keep (SGD's without momentum); None when the
-    name is none of minidl's ``<weight>/<slot>``, tf-keras's ``<optimizer>/<slot>/<weight>``
-    (``<slot>/<weight>`` once tf-keras has loaded the model from a file and saved it again),
-    older tf.keras's ``<optimizer>/<weight>/<slot>`` or Keras 3's
-    ``<optimizer>/<model>_<layer>_<weight>_<slot>``."""
-    name = _INDEX.sub('', name)
-    weight, _, slot = name.rpartition('/')
-    if weight in by_name and slot in optimizer.slot_names:
-        return by_name[weight], slot
-    parts = name.split('/')
-    for slot, tf_keras, tf_keras_1, keras_3 in _slots(optimizer):
-        readings = ['/'.join(parts[2:]) if parts[1:2] == [tf_keras] else None,
-                    '/'.join(parts[1:]) if parts[:1] == [tf_keras] else None,
-                    '/'.join(parts[1:-1]) if parts[-1] == tf_keras_1 else None,
-                    _keras3_weight(by_name, parts[-1], keras_3)]
-        weight = next((w for w in readings if w in by_name), None)
-        if weight is not None:
-            return by_name[weight], slot if slot in optimizer.slot_names else None
-    return None
-
-
-def _keras3_weight(by_name, stem, slot):
-    """The weight name that Keras 3's ``<path with _ for />_<slot>`` ends with, the longest
-    if several do; None if none does or two as long do."""
-    if not stem.endswith(f'_{slot}'):
-        return None
-    stem = stem[:-len(slot) - 1]
-    found = sorted((len(n), n) for n in by_name
-                   if stem == n.replace('/', '_') or stem.endswith('_' + n.replace('/', '_')))
-    if not found or (len(found) > 1 and found[-1][0] == found[-2][0]):
-        return None
-    return found[-1][1]
-
-
-# --- compile settings, in tf-keras's spelling ----------------------------------------------
-# Keras optimizer arguments that change nothing at these values (or ever, for minidl); a None
-# (no clipping, the default epsilon) is dropped before.
-_INERT = {'name': None, 'weight_decay': (0,), 'use_ema': (False,),
-          'ema_momentum': None, 'ema_overwrite_frequency': None, 'jit_compile': None,
-          'is_legacy_optimizer': None, 'amsgrad': (False,), 'centered': (False,)}
-_ARGUMENTS = {'SGD': ('momentum', 'nesterov'), 'RMSprop': ('rho', 'epsilon'),
-              'Adam': ('beta_1', 'beta_2', 'epsilon')}
-_LOSSES = {'CategoricalCrossentropy': 'categorical_crossentropy',
-           'SparseCategoricalCrossentropy': 'sparse_categorical_crossentropy',
-           'BinaryCrossentropy': 'binary_crossentropy', 'MeanSquaredError': 'mse'}
-
-
-def training_config(model):
-    """The ``training_config`` tf-keras writes: the optimizer as ``Custom>Adam`` etc. with
-    tf-keras's arguments (a ``decay`` becomes the ``InverseTimeDecay`` schedule that computes
-    the same rate), the loss and metrics by name."""
-    optimizer = model.optimizer
-    config = optimizer.get_config()
-    decay = config.pop('decay')
-    if decay:
-        config['learning_rate'] = {'class_name': 'InverseTimeDecay', 'config': {
-            'initial_learning_rate': config['learning_rate'], 'decay_steps': 1,
-            'decay_rate': decay, 'staircase': False, 'name': None}}
-    return {'loss': model.loss.name, 'metrics': [key for key, _ in model.metrics],
-            'weighted_metrics': None, 'loss_weights': None,
-            'optimizer_config': {'class_name': f'Custom>{type(optimizer).__name__}',
-                                 'config': config}}
-
-
-def compile_arguments(training):
-    """``(optimizer, loss, metrics)`` for ``compile`` from a ``training_config`` as tf-keras,
-    Keras 2 or older minidl wrote it. What minidl cannot train as saved (another optimizer,
-    gradient clipping, a loss on logits, several outputs) is a ValueError naming it."""
-    if 'optimizer_config' not in training:  # minidl before it wrote Keras's spelling
-        return optimizers.get(training['optimizer']), training['loss'], training['metrics']
-    if training.get('loss_weights') or training.get('weighted_metrics'):
-        raise ValueError('loss_weights and weighted_metrics are not supported')
-    return (_optimizer(training['optimizer_config']), _loss(training['loss']),
-            [_metric(m) for m in _flat(training.get('metrics') or [])])
-
-
-def _optimizer(spec):
-    """A minidl optimizer from a Keras ``{'class_name', 'config'}``."""
-    name = spec['class_name'].split('>')[-1]
-    kind = {key.lower(): key for key in _ARGUMENTS}.get(name.lower())
-    if kind is None:
-        raise ValueError(f'optimizer {name} is not one minidl has ({", ".join(_ARGUMENTS)})')
-    config = {key: value for key, value in spec['config'].items() if value is not None}
-    learning_rate, decay = _learning_rate(config.pop('learning_rate', config.pop('lr', None)))
-    decay += config.pop('decay', 0.0) or 0.0
-    if kind == 'RMSprop' and not config.get('momentum'):
-        config.pop('momentum', None)
-    kept = {key: config.pop(key) for key in _ARGUMENTS[kind] if key in config}
-    unused = sorted(key for key, value in config.items() if key not in _INERT or (
-        _INERT[key] is not None and value not in _INERT[key]))
-    if unused:
-        raise ValueError(f'{name} arguments minidl does not have: '
-                         f'{", ".join(f"{key}={config[key]!r}" for key in unused)}')
-    if learning_rate is not None:
-        kept['learning_rate'] = learning_rate
-    return getattr(optimizers, kind)(decay=decay, **kept)
-
-
-def _learning_rate(value):
-    """``(learning rate, decay)`` of a Keras learning rate: a number, or the
-    ``InverseTimeDecay`` schedule ``lr / (1 + rate * step / steps)`` minidl's ``decay`` is."""
-    if not isinstance(value, dict):
-        return value, 0.0
-    config = value.get('config', {})
-    if value.get('class_name') != 'InverseTimeDecay' or config.get('staircase'):
-        raise ValueError(f'learning-rate schedule {value.get("class_name")} is not supported '
-                         f'(minidl has decay, which is InverseTimeDecay)')
-    if not float(config['decay_steps']) > 0:
-        raise ValueError(f'InverseTimeDecay decay_steps must be > 0, got '
-                         f'{config["decay_steps"]!r}')
-    return config['initial_learning_rate'], float(config['decay_rate']) / config['decay_steps']
-
-
-def _loss(spec):
-    """A loss name from a Keras loss: a name, or ``{'class_name', 'config'}`` of a loss class
-    (on probabilities: minidl fuses the output activation itself)."""
-    if isinstance(spec, list) and len(spec) == 1:
-        spec = spec[0]
-    if isinstance(spec, str):
-        return spec
-    if not isinstance(spec, dict) or spec.get('class_name') not in _LOSSES:
-        raise ValueError(f'loss {spec!r} is not one minidl has')
-    if spec.get('config', {}).get('from_logits'):
-        raise ValueError(f'{spec["class_name"]}(from_logits=True) is not supported')
-    return _LOSSES[spec['class_name']]
-
-
-def _flat(metrics):
-    """The metrics of a single-output model: tf-keras nests them in a list per output."""
-    if isinstance(metrics, dict):
-        metrics = list(metrics.values())
-    if len(metrics) == 1 and isinstance(metrics[0], list):
-        return metrics[0]
-    if any(isinstance(m, (list, dict)) for m in metrics):
-        raise ValueError('metrics of several outputs are not supported')
-    return metrics
-
-
-def _metric(spec):
-    """A metric name from a Keras metric: a name, or tf-keras's ``MeanMetricWrapper`` whose
-    ``name`` is the name it was compiled with."""
-    if isinstance(spec, str):
-        return spec
-    config = spec['config'] if isinstance(spec, dict) else {}
-    if 'name' not in config:
-        raise ValueError(f'metric {spec!r} is not one minidl has')
-    return config['name']
-
-
 # --- whole models ------------------------------------------------------------------------
 def save_model(model, filepath):
     """``model`` in Keras 2's h5 layout, or in Keras 3's ``.keras`` archive where
@@ -423,7 +196,7 @@ def save_model(model, filepath):
         _write_version(f.attrs)
         if model.loss is not None:
             keras_h5.write_text(f.attrs, 'training_config', json.dumps(training_config(model)))
-            _write_optimizer(f, model)
+            write_optimizer_weights(f, model)
         keras_h5.write_layers(f.create_group('model_weights'), model, _stored_order)
         _write_version(f['model_weights'].attrs)
 
@@ -441,7 +214,7 @@ def load_model(filepath, compile=True):  # noqa: A002
     2's h5 layout."""
     remove_stale_temps(filepath)
     if keras_archive.is_archive(filepath) or str(filepath).endswith('.keras'):
-        return keras_archive.load_model(filepath)
+        return keras_archive.load_model(filepath, compile)
     with keras_h5.open_h5(filepath) as reader:
         f = reader.file
         config = _json(reader, f, 'model_config')
@@ -458,9 +231,9 @@ def load_model(filepath, compile=True):  # noqa: A002
         _load_layers(reader, model, stored, ordered)
         training = _json(reader, f, 'training_config') if compile else None
         if training is not None:
-            with _config_errors(reader, 'training_config', compile_hint=True):
+            with config_errors(reader.path, 'training_config', compile_hint=True):
                 model.compile(*compile_arguments(training))
-            _load_optimizer(reader, model)
+            load_optimizer_weights(reader, model)
     return model
 
 
@@ -471,18 +244,3 @@ def _json(reader, f, key):
         return None if text is None else json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise reader.error(f'{key} is not valid JSON ({exc})') from None
-
-
-@contextlib.contextmanager
-def _config_errors(reader, key, compile_hint=False):
-    """A config that cannot be built (unknown classes, wrong types, missing keys) becomes a
-    WeightFileError naming the file (and, for compile settings, the way around them)."""
-    try:
-        yield
-    except WeightFileError:
-        raise
-    except CONFIG_ERRORS as exc:
-        hint = '; load_model(path, compile=False) loads the model uncompiled' \
-            if compile_hint else ''
-        raise reader.error(f'{key} cannot be built: {type(exc).__name__}: {exc}{hint}') \
-            from None

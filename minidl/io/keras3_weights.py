@@ -20,8 +20,8 @@ input layer (key ``input_layer``, no variables); a Sequential does not. minidl's
 Loading is strict where Keras is lenient: a weighted layer the file lacks, a stored layer the
 model lacks, or a shape that does not fit is an error listing every misfit (or, with
 ``skip_mismatch``, a warning, the layer keeping its weights), never a partial silent load.
-The optimizer's variables are neither read nor written: their order depends on the Keras
-version and the optimizer, and ``.weights.h5`` files are loaded for inference or fine-tuning.
+``save_weights`` files hold no optimizer variables (Keras 3's do not either); a ``.keras``
+archive's weights file does, and :mod:`minidl.io.keras_training` gives them their meaning.
 Reading goes through :class:`minidl.io.keras_h5.Reader`, so every dataset is checked from its
 metadata before its data is read.
 """
@@ -87,12 +87,16 @@ def _write_layers(group, model):
 
 
 def _write_vars(group, layer, weights):
-    """``vars`` with the layer's name (fixed-length, so the file holds no global heap) and
-    its variables as datasets ``0``, ``1``, ..."""
+    write_vars(group, layer.name, [w.numpy() for w in weights])
+
+
+def write_vars(group, name, arrays):
+    """``vars`` with ``name`` (fixed-length, so the file holds no global heap) and ``arrays``
+    as datasets ``0``, ``1``, ... (a layer's variables, or an optimizer's)."""
     vars_group = group.create_group('vars')
-    vars_group.attrs['name'] = np.bytes_(layer.name.encode('utf-8'))
-    for i, w in enumerate(weights):
-        keras_h5.write_array(vars_group, str(i), w.numpy())
+    vars_group.attrs['name'] = np.bytes_(name.encode('utf-8'))
+    for i, array in enumerate(arrays):
+        keras_h5.write_array(vars_group, str(i), array)
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -128,13 +132,13 @@ def _match(reader, model, group, found, problems):
                 continue
             _match(reader, layer, sub, found, problems)
             continue
-        datasets = _datasets(reader, sub, where) if sub is not None else []
+        stored = datasets(reader, sub, where) if sub is not None else []
         weights = variables(layer)
-        expected, got = [w.shape for w in weights], [d.shape for d in datasets]
+        expected, got = [w.shape for w in weights], [d.shape for d in stored]
         if expected != got:
             problems.append(f'{layer.name} ({where}) expects {expected}, the file has {got}')
         elif weights:
-            found.append((layer, datasets))
+            found.append((layer, stored))
     problems += _strays(reader, children, {key for key, _ in keys})
 
 
@@ -150,7 +154,7 @@ def _weighted(model):
                for layer in model.layers)
 
 
-def _datasets(reader, sub, where):
+def datasets(reader, sub, where):
     """The datasets ``0``, ``1``, ... of ``sub/vars``, checked from their metadata."""
     vars_group = reader.group(sub, 'vars')
     if vars_group is None:

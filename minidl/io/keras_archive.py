@@ -18,9 +18,10 @@ can expand to) and never past the size it claims; ``config.json`` may take at mo
 with :mod:`minidl.io.keras_h5`'s checks; the model is built under a budget of the bytes that
 file holds. Anything wrong raises :class:`~minidl.io.WeightFileError` naming the archive.
 
-The compile settings (``compile_config``) and an optimizer's state are neither written nor
-read yet: a loaded archive gives an uncompiled model. The weights are Keras 3's ``.weights.h5``
-layout, written and read by :mod:`minidl.io.keras3_weights`.
+A compiled model's archive also holds its compile settings (``compile_config`` in
+``config.json``) and its optimizer's state (``optimizer/vars`` in the weights file), in Keras 3's
+spelling (:mod:`minidl.io.keras_training`), so ``load_model`` gives a model that trains on where
+it stopped. The weights are Keras 3's ``.weights.h5`` layout (:mod:`minidl.io.keras3_weights`).
 """
 import contextlib
 import datetime
@@ -32,7 +33,7 @@ import zlib
 
 import h5py
 
-from minidl.io import keras3_weights, keras_h5
+from minidl.io import keras3_weights, keras_h5, keras_training
 from minidl.io.errors import WeightFileError
 from minidl.io.keras_config import BUILD_SLACK, from_config, keras3_config
 from minidl.layers.base import Layer
@@ -61,19 +62,24 @@ def save_model(model, filepath):
     """Write ``model`` as a ``.keras`` archive that Keras 3 ``load_model`` reads."""
     with atomic_write(filepath) as tmp, tempfile.TemporaryDirectory() as work:
         weights = os.path.join(work, WEIGHTS)
+        config = keras3_config(model)
         with h5py.File(weights, 'w') as f:
             keras3_weights.write_weights(f, model)
+            if model.loss is not None:
+                config['compile_config'] = keras_training.compile_config(model)
+                keras_training.write_keras3_optimizer(f, model)
         metadata = {'keras_version': KERAS_VERSION,
                     'date_saved': datetime.datetime.now().strftime('%Y-%m-%d@%H:%M:%S')}
         with zipfile.ZipFile(tmp, 'w', zipfile.ZIP_STORED) as archive:
             archive.writestr('metadata.json', json.dumps(metadata))
-            archive.writestr('config.json', json.dumps(keras3_config(model)))
+            archive.writestr('config.json', json.dumps(config))
             archive.write(weights, WEIGHTS)
 
 
 # --- reading -----------------------------------------------------------------------------
-def load_model(filepath):
-    """The (uncompiled) model a ``.keras`` archive holds, with its weights."""
+def load_model(filepath, compile=True):  # noqa: A002 - Keras's keyword
+    """The model a ``.keras`` archive holds, with its weights and, with ``compile`` and
+    compile settings in the archive, compiled with its optimizer in its saved state."""
     path = os.fspath(filepath)
     if not os.path.isfile(path):
         raise WeightFileError(path, 'is not a regular file (a directory?)' if
@@ -88,6 +94,11 @@ def load_model(filepath):
                 with Layer.weight_budget(budget, path):
                     model = from_config(config, path, 'config.json')
                 keras3_weights.load_weights(reader, model)
+                if compile and config.get('compile_config'):
+                    with keras_training.config_errors(path, 'compile_config', True):
+                        model.compile(*keras_training.keras3_compile_arguments(
+                            config['compile_config']))
+                    keras_training.load_keras3_optimizer(reader, model)
     except WeightFileError:
         raise
     except _DAMAGE as exc:

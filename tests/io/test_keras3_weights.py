@@ -21,7 +21,7 @@ import minidl
 import mutation
 from minidl import layers as L
 from minidl import models, optimizers, saving
-from minidl.io import WeightFileError, keras3_weights, keras_h5
+from minidl.io import WeightFileError, keras3_weights, keras_h5, keras_training
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / 'fixtures'
@@ -318,9 +318,9 @@ def test_keras3_h5_compile_state_and_optimizer_slots_are_restored(tmp_path):
 
 def test_keras3_slot_names_matching_two_weights_alike_are_not_guessed():
     by_name = {'a_b/kernel': 1, 'b/kernel': 2, 'a/b_kernel': 3}
-    assert saving._keras3_weight(by_name, 'm_a_b_kernel_momentum', 'momentum') is None
-    assert saving._keras3_weight(by_name, 'm_b_kernel_momentum', 'momentum') == 'b/kernel'
-    assert saving._keras3_weight(by_name, 'm_b_kernel_velocity', 'momentum') is None
+    assert keras_training._keras3_weight(by_name, 'm_a_b_kernel_momentum', 'momentum') is None
+    assert keras_training._keras3_weight(by_name, 'm_b_kernel_momentum', 'momentum') == 'b/kernel'
+    assert keras_training._keras3_weight(by_name, 'm_b_kernel_velocity', 'momentum') is None
 
 
 def test_minidl_writes_training_config_and_optimizer_state_as_tf_keras(tmp_path):
@@ -337,7 +337,7 @@ def test_minidl_writes_training_config_and_optimizer_state_as_tf_keras(tmp_path)
     assert spec['class_name'] == 'Custom>Adam' and 'decay' not in spec['config']
     assert spec['config']['learning_rate'] == {'class_name': 'InverseTimeDecay', 'config': {
         'initial_learning_rate': 0.002, 'decay_steps': 1, 'decay_rate': 0.01,
-        'staircase': False, 'name': None}}
+        'staircase': False, 'name': 'InverseTimeDecay'}}
     assert training['loss'] == 'categorical_crossentropy' and training['metrics'] == ['acc']
     assert names[:3] == ['iteration:0', 'Adam/m/conv1/kernel:0', 'Adam/v/conv1/kernel:0']
     restored = models.load_model(tmp_path / 'm.h5')
@@ -394,7 +394,7 @@ def test_compile_settings_minidl_cannot_train_are_refused_with_a_way_out(tmp_pat
 def test_keras2_optimizer_config_spelling_is_read():
     spec = {'class_name': 'RMSprop', 'config': {'lr': 1e-4, 'rho': 0.9, 'epsilon': None,
                                                 'decay': 0.5, 'name': 'RMSprop'}}
-    optimizer, loss, metrics = saving.compile_arguments(
+    optimizer, loss, metrics = keras_training.compile_arguments(
         {'optimizer_config': spec, 'loss': 'binary_crossentropy', 'metrics': ['acc']})
     assert isinstance(optimizer, optimizers.RMSprop) and (loss, metrics) == \
         ('binary_crossentropy', ['acc'])

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mutation
-from minidl import layers, models
+from minidl import layers, models, optimizers
 from minidl.io import WeightFileError
 
 FIXTURE = gzip.decompress((Path(__file__).parent / 'fixtures' /
@@ -90,6 +90,66 @@ def test_an_archive_is_recognised_by_its_content(tmp_path):
     (tmp_path / 'm.keras').rename(tmp_path / 'model.bin')
     assert same_weights(models.load_model(tmp_path / 'model.bin').get_weights(),
                         model.get_weights())
+
+
+@pytest.mark.parametrize('optimizer', [
+    lambda: optimizers.Adam(0.01, beta_1=0.8), lambda: optimizers.SGD(0.05, momentum=0.9),
+    lambda: optimizers.RMSprop(0.002, rho=0.8), lambda: optimizers.SGD(0.1, decay=0.5)],
+    ids=['adam', 'sgd', 'rmsprop', 'sgd-decay'])
+def test_a_compiled_archive_trains_on_exactly_where_it_stopped(tmp_path, optimizer):
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(6, 5, 5, 1)).astype(np.float32), rng.integers(0, 2, 6)
+    model = convnet()
+    model.compile(optimizer(), 'sparse_categorical_crossentropy', ['acc'])
+    model.train_on_batch(x, y)
+    model.save(tmp_path / 'm.keras')
+    loaded = models.load_model(tmp_path / 'm.keras')
+    assert type(loaded.optimizer) is type(model.optimizer)
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    assert loaded.compiled_metric_names == ['acc']
+    for trained in (model, loaded):
+        trained.train_on_batch(x, y)
+    assert same_weights(loaded.get_weights(), model.get_weights())
+    assert models.load_model(tmp_path / 'm.keras', compile=False).optimizer is None
+
+
+def test_a_compiled_archive_is_spelled_as_keras3_writes_it(tmp_path):
+    model = convnet()
+    model.compile(optimizers.Adam(0.01), 'sparse_categorical_crossentropy', ['accuracy'])
+    model.train_on_batch(np.ones((2, 5, 5, 1), np.float32), np.array([0, 1]))
+    model.save(tmp_path / 'm.keras')
+    with zipfile.ZipFile(tmp_path / 'm.keras') as archive:
+        compiled = json.loads(archive.read('config.json'))['compile_config']
+        weights = h5py.File(io.BytesIO(archive.read('model.weights.h5')), 'r')
+        stored = [weights[f'optimizer/vars/{i}'][()] for i in range(len(weights['optimizer/vars']))]
+    assert compiled['optimizer']['class_name'] == 'Adam'
+    assert compiled['optimizer']['module'] == 'keras.optimizers'
+    assert (compiled['loss'], compiled['metrics']) == ('sparse_categorical_crossentropy',
+                                                       ['accuracy'])
+    # iterations, the rate, then momentum and velocity of each of the 6 weights in turn
+    assert len(stored) == 2 + 2 * 6 and stored[0] == 1 and np.isclose(stored[1], 0.01)
+    assert [a.shape for a in stored[2:6]] == [(3, 3, 1, 2)] * 2 + [(2,)] * 2
+
+
+def test_an_archive_whose_optimizer_state_does_not_fit_trains_from_a_fresh_optimizer(tmp_path):
+    model = convnet()
+    model.compile(optimizers.Adam(0.01), 'sparse_categorical_crossentropy')
+    model.train_on_batch(np.ones((2, 5, 5, 1), np.float32), np.array([0, 1]))
+    model.save(tmp_path / 'm.keras')
+    with zipfile.ZipFile(tmp_path / 'm.keras') as archive:
+        config = json.loads(archive.read('config.json'))
+    config['compile_config']['optimizer']['class_name'] = 'RMSprop'
+    config['compile_config']['optimizer']['config'] = {'learning_rate': 0.01}
+    rewrite(tmp_path / 'm.keras', **{'config.json': json.dumps(config).encode()})
+    with pytest.warns(UserWarning, match=r'optimizer/vars holds 14 variables, RMSprop on '
+                                         r'\w+ has 8; the optimizer starts afresh'):
+        loaded = models.load_model(tmp_path / 'm.keras')
+    assert loaded.optimizer.iterations == 0
+    config['compile_config']['optimizer']['class_name'] = 'Adagrad'
+    rewrite(tmp_path / 'm.keras', **{'config.json': json.dumps(config).encode()})
+    with pytest.raises(WeightFileError, match=r'm.keras: compile_config cannot be built: .*'
+                                              r'Adagrad.*compile=False'):
+        models.load_model(tmp_path / 'm.keras')
 
 
 def test_weights_that_do_not_fit_are_all_listed_and_nothing_changes(tmp_path):
