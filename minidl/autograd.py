@@ -161,6 +161,13 @@ class Tensor:
             raise ValueError(f'item() needs a tensor with one element, got shape {self.shape}')
         return self.data.reshape(()).item()
 
+    def __float__(self):
+        return float(self.item())
+
+    def __bool__(self):
+        """The truth of a one-element tensor (``t == 0.5`` in an ``if``); more is an error."""
+        return bool(self.item())
+
     def detach(self):
         """A new leaf sharing this data, cut from the graph."""
         return Tensor(self.data, name=self.name)

@@ -454,6 +454,6 @@ class LearningRateScheduler(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         optimizer = self.model.optimizer
-        optimizer.learning_rate = float(self.schedule(epoch, optimizer.learning_rate))
+        optimizer.learning_rate = self.schedule(epoch, float(optimizer.learning_rate))
         if self.verbose:
-            print(f'Epoch {epoch + 1}: learning rate is {optimizer.learning_rate:.4g}.')
+            print(f'Epoch {epoch + 1}: learning rate is {float(optimizer.learning_rate):.4g}.')

@@ -6,12 +6,13 @@ weight's own running state (its *slots*: a velocity, a running mean of squared g
 A subclass only names its slots and says how one weight is updated, by calling the fused
 in-place kernel from :mod:`minidl.backends.kernels` (Numba on the CPU, CUDA on the GPU).
 
-Keras semantics throughout: ``lr=`` is accepted for ``learning_rate=`` (the lessons write
-``RMSprop(lr=1e-4)``), and ``decay`` shrinks the rate over time as
-``lr_t = learning_rate / (1 + decay * iterations)``.
+Keras semantics throughout: the rate is a variable that ``K.set_value`` changes; ``lr`` is
+accepted for ``learning_rate`` (the lessons write ``RMSprop(lr=1e-4)``); and ``decay`` shrinks
+the rate over time as ``lr_t = learning_rate / (1 + decay * iterations)``.
 """
 import numpy as np
 
+from minidl.autograd import Tensor
 from minidl.backends import device_of, get_array_module, kernels, to_device
 from minidl.utils import Configurable, Registry
 
@@ -32,24 +33,35 @@ class Optimizer(Configurable):
         if kwargs:
             raise TypeError(f'{type(self).__name__}: unexpected keyword argument(s) '
                             f'{", ".join(sorted(kwargs))}')
-        self.learning_rate = _check_range(self, 'learning_rate', learning_rate, 0, float('inf'))
+        self._learning_rate = Tensor(np.array(0.0), name='learning_rate')
+        self.learning_rate = learning_rate
         self.decay = _check_range(self, 'decay', decay, 0, float('inf'))
         self.name = name or type(self).__name__
         self.iterations = 0
         self._slots = {}  # id(weight) -> (weight, {slot name: array})
 
     @property
-    def lr(self):
-        """Alias of ``learning_rate`` (the Keras 1/2 spelling)."""
-        return self.learning_rate
+    def learning_rate(self):
+        """The rate as a variable (a 0-d Tensor), as in Keras: ``K.set_value(opt.learning_rate,
+        1e-4)`` or ``opt.learning_rate = 1e-4`` sets the rate of the next step;
+        ``K.get_value`` or ``float`` reads it. It is kept in float64, so it reads back exactly
+        as it was given."""
+        return self._learning_rate
 
-    @lr.setter
-    def lr(self, value):
-        self.learning_rate = _check_range(self, 'learning_rate', value, 0, float('inf'))
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._learning_rate.data[...] = _check_range(self, 'learning_rate', value, 0,
+                                                     float('inf'))
+
+    lr = learning_rate  # the Keras 1/2 spelling
+
+    def get_config(self):
+        """The constructor's arguments, the rate as a number (a config is JSON)."""
+        return {**super().get_config(), 'learning_rate': float(self.learning_rate)}
 
     def current_learning_rate(self):
         """The rate the next step uses: ``learning_rate / (1 + decay * iterations)``."""
-        return self.learning_rate / (1.0 + self.decay * self.iterations)
+        return float(self.learning_rate) / (1.0 + self.decay * self.iterations)
 
     def step(self, params):
         """Update, in place, every weight in ``params`` whose ``.grad`` is not None, then

@@ -227,7 +227,7 @@ def test_learning_rate_scheduler_sets_the_rate_each_epoch(capsys):
     fit(model, [callbacks.LearningRateScheduler(lambda epoch, lr: lr / 2 if epoch else lr,
                                                 verbose=1),
                 callbacks.LambdaCallback(
-                    on_epoch_begin=lambda epoch, logs: seen.append(model.optimizer.lr))],
+                    on_epoch_begin=lambda epoch, logs: seen.append(float(model.optimizer.lr)))],
         losses(1, 1, 1))
     assert seen == [1e-3, 5e-4, 2.5e-4]
     assert 'Epoch 2: learning rate is 0.0005.' in capsys.readouterr().out

@@ -17,6 +17,6 @@ from minidl.functions.pooling import (avg_pool1d, avg_pool2d, global_avg_pool,
                                       global_avg_pool1d, global_avg_pool2d, global_max_pool,
                                       global_max_pool1d, global_max_pool2d, max_pool1d,
                                       max_pool2d)
-from minidl.functions.reduce import max, mean, sum
-from minidl.functions.shape import (concatenate, flatten, getitem, pad, reshape, stack,
-                                    transpose)
+from minidl.functions.reduce import max, mean, min, sum
+from minidl.functions.shape import (concatenate, expand_dims, flatten, getitem, pad, reshape,
+                                    squeeze, stack, transpose)

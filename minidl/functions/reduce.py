@@ -1,6 +1,7 @@
-"""Reductions: sum, mean and max over any axes, with ``keepdims`` as in NumPy."""
+"""Reductions: sum, mean, max and min over any axes, with ``keepdims`` as in NumPy."""
 from minidl.autograd import Function, as_array
 from minidl.backends import get_array_module
+from minidl.functions.math import neg
 
 
 def normalize_axes(axis, ndim):
@@ -92,3 +93,8 @@ def mean(x, axis=None, keepdims=False):
 
 def max(x, axis=None, keepdims=False):  # noqa: A001
     return Max(axis, keepdims)(x)
+
+
+def min(x, axis=None, keepdims=False):  # noqa: A001
+    """``-max(-x)``: the gradient goes to the first minimal element, as max's does."""
+    return neg(Max(axis, keepdims)(neg(x)))

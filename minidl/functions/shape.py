@@ -96,12 +96,26 @@ def concatenate(xs, axis=0): return Concatenate(axis)(*xs)
 def pad(x, pad_width, value=0.0): return Pad(pad_width, value)(x)
 
 
-def stack(xs, axis=0):
-    """Join tensors of one shape along a new axis (reshape each, then concatenate)."""
-    shape = as_array(xs[0]).shape
+def expand_dims(x, axis):
+    """A new axis of size 1 at ``axis`` (negative counts from the end of the result)."""
+    shape = as_array(x).shape
     axis = axis % (len(shape) + 1)
-    expanded = [reshape(x, shape[:axis] + (1,) + shape[axis:]) for x in xs]
-    return concatenate(expanded, axis)
+    return reshape(x, shape[:axis] + (1,) + shape[axis:])
+
+
+def squeeze(x, axis):
+    """Remove ``axis``, which must have size 1."""
+    shape = as_array(x).shape
+    if not -len(shape) <= axis < len(shape) or shape[axis] != 1:
+        raise ValueError(f'squeeze: axis {axis} of a tensor of shape {tuple(shape)} is not '
+                         f'of size 1')
+    axis %= len(shape)
+    return reshape(x, shape[:axis] + shape[axis + 1:])
+
+
+def stack(xs, axis=0):
+    """Join tensors of one shape along a new axis (expand each, then concatenate)."""
+    return concatenate([expand_dims(x, axis) for x in xs], axis)
 
 
 def flatten(x):

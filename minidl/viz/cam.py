@@ -4,10 +4,7 @@ import numpy as np
 from matplotlib import colormaps
 from PIL import Image
 
-from minidl.autograd import Tensor
-from minidl.backends import to_device
-from minidl.models import Model
-from minidl.viz.figures import input_gradients_only
+from minidl import backend as K
 
 
 def grad_cam(model, image, layer, class_index=None):
@@ -17,18 +14,15 @@ def grad_cam(model, image, layer, class_index=None):
 
     Each channel of the layer's output is weighted by the mean gradient of the class score
     with respect to it (how much that channel matters for the class), the weighted channels
-    are summed, and negative evidence is cut (ReLU).
+    are summed, and negative evidence is cut (ReLU). The gradient of the top score is the
+    predicted class's.
     """
-    layer = model.get_layer(layer) if isinstance(layer, str) else layer
-    probe = Model(inputs=model.inputs, outputs=[layer.output, model.output])
-    with input_gradients_only(model):  # the input's gradient is what records the graph
-        x = to_device(np.asarray(image, np.float32)[None], model.device)
-        maps, scores = probe(Tensor(x, requires_grad=True))
-        if class_index is None:
-            class_index = int(np.argmax(scores.numpy()[0]))
-        scores[0, class_index].backward()
-    weights = to_device(maps.grad[0], 'cpu').mean(axis=(0, 1))
-    heatmap = np.maximum((maps.numpy()[0] * weights).sum(axis=-1), 0)
+    maps = (model.get_layer(layer) if isinstance(layer, str) else layer).output
+    score = K.max(model.output, axis=-1) if class_index is None else \
+        model.output[:, class_index]
+    channel_weights = K.mean(K.gradients(score, maps)[0], axis=(0, 1, 2))
+    evidence = K.function([model.input], K.sum(maps[0] * channel_weights, axis=-1))
+    heatmap = np.maximum(evidence([np.asarray(image, np.float32)[None]]), 0)
     return heatmap / heatmap.max() if heatmap.max() > 0 else heatmap
 
 

@@ -20,7 +20,7 @@ def shape_and_axis(draw):
     return shape, tuple(axes) if len(axes) > 1 else axes[0]
 
 
-@pytest.mark.parametrize('name', ['sum', 'mean', 'max'])
+@pytest.mark.parametrize('name', ['sum', 'mean', 'max', 'min'])
 @given(case=shape_and_axis(), keepdims=st.booleans(), seed=st.integers(0, 2**16))
 def test_reductions(check_grad, name, case, keepdims, seed):
     shape, axis = case
@@ -32,10 +32,12 @@ def test_reductions(check_grad, name, case, keepdims, seed):
     check_grad(lambda t: ours(t, axis, keepdims), x)
 
 
-def test_max_ties_send_the_gradient_to_the_first_maximum():
+@pytest.mark.parametrize('name, expected', [('max', [[0, 1, 0], [1, 0, 0]]),
+                                             ('min', [[1, 0, 0], [0, 0, 1]])])
+def test_ties_send_the_gradient_to_the_first_extreme(name, expected):
     x = minidl.tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]], requires_grad=True)
-    x.max(axis=1).sum().backward()
-    assert x.grad.tolist() == [[0, 1, 0], [1, 0, 0]]
+    getattr(F, name)(x, axis=1).sum().backward()
+    assert x.grad.tolist() == expected
 
 
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=3),
@@ -48,6 +50,22 @@ def test_reshape_transpose_flatten(check_grad, shape, seed):
     check_grad(lambda t: F.reshape(t, (-1,)), x)
     check_grad(F.flatten, x)
     assert F.flatten(minidl.Tensor(x)).shape == (shape[0], int(np.prod(shape[1:])))
+
+
+@given(shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=1, max_side=3),
+       axis=st.integers(-4, 3), seed=st.integers(0, 2**16))
+def test_expand_dims_and_squeeze(check_grad, shape, axis, seed):
+    axis = axis % (len(shape) + 1)
+    x = np.random.default_rng(seed).standard_normal(shape)
+    expanded = F.expand_dims(minidl.Tensor(x), axis)
+    assert expanded.shape == np.expand_dims(x, axis).shape
+    assert F.squeeze(expanded, axis).shape == x.shape
+    check_grad(lambda t: F.squeeze(F.expand_dims(t, axis), axis - len(shape) - 1), x)
+
+
+def test_squeeze_of_an_axis_longer_than_one_is_a_clear_error():
+    with pytest.raises(ValueError, match=r'axis 1 of a tensor of shape \(2, 3\) is not of size 1'):
+        F.squeeze(minidl.Tensor(np.ones((2, 3))), 1)
 
 
 @pytest.mark.parametrize('index', [
