@@ -274,7 +274,7 @@ def write_keras3_optimizer(f, model):
     iterations, state = optimizer.get_state(params)
     arrays = [np.int64(iterations)]
     if not optimizer.decay:  # Keras 3 keeps no variable for a schedule's rate
-        arrays.append(np.float32(optimizer.learning_rate))
+        arrays.append(np.float32(float(optimizer.learning_rate)))
     for w, slots in zip(params, state):
         arrays.extend(slots.get(slot, np.zeros(w.shape, w.dtype))
                       for slot in optimizer.slot_names)
@@ -311,7 +311,7 @@ def load_keras3_optimizer(reader, model):
                                    f'{w.name}) has shape {data.shape}, the weight {w.shape}')
             state[-1][slot] = reader.array(data)
     optimizer.set_state(params, int(scalars[0]), state)
-    if has_rate and np.float32(optimizer.learning_rate) != scalars[1]:
+    if has_rate and np.float32(float(optimizer.learning_rate)) != scalars[1]:
         optimizer.learning_rate = float(scalars[1])  # changed since compile (by a callback)
 
 
