@@ -23,7 +23,7 @@ __global__ void sgd_kernel(T* param, const T* grad, T* velocity, I total,
     }
 }
 
-// RMSprop:  a = rho * a + (1 - rho) * g^2;  param -= lr * g / (sqrt(a) + eps).
+// RMSprop:  a = rho * a + (1 - rho) * g^2;  param -= lr * g / sqrt(a + eps), as Keras divides.
 template <typename T, typename I>
 __global__ void rmsprop_kernel(T* param, const T* grad, T* sq_avg, I total,
                                T lr, T rho, T one_minus_rho, T eps) {
@@ -31,7 +31,7 @@ __global__ void rmsprop_kernel(T* param, const T* grad, T* sq_avg, I total,
         const T g = grad[index];
         const T a = rho * sq_avg[index] + one_minus_rho * g * g;
         sq_avg[index] = a;
-        param[index] -= lr * g / (sqrt(a) + eps);
+        param[index] -= lr * g / sqrt(a + eps);
     }
 }
 

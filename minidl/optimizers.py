@@ -163,7 +163,8 @@ class SGD(Optimizer):
 class RMSprop(Optimizer):
     """Divide each step by a running root-mean-square of recent gradients.
 
-    Per weight: ``a = rho * a + (1 - rho) * g**2``, then ``w -= lr * g / (sqrt(a) + epsilon)``,
+    Per weight: ``a = rho * a + (1 - rho) * g**2``, then ``w -= lr * g / sqrt(a + epsilon)``
+    (epsilon inside the root, as tf-keras and Keras 3 put it),
     so weights with consistently large gradients take smaller steps. The optimizer of the
     lessons' convnets.
     """

@@ -38,11 +38,13 @@ import json
 import h5py
 import numpy as np
 
-from minidl.io import keras3_weights, keras_archive, keras_h5
+from minidl.io import keras3_weights, keras_archive, keras_h5, torch_checkpoint
+from minidl.io.errors import WeightFileError
 from minidl.io.keras_config import BUILD_SLACK, from_config, serialize
 from minidl.io.keras_training import (compile_arguments, config_errors,
                                       load_optimizer_weights, training_config,
                                       write_optimizer_weights)
+from minidl.io.torch_weights import load_torch_weights
 from minidl.layers.base import Layer
 from minidl.utils import atomic_write, remove_stale_temps
 
@@ -150,11 +152,25 @@ def save_weights(model, filepath):
 
 
 def load_weights(model, filepath, by_name=False, skip_mismatch=False):
-    """Load weights saved by ``save_weights``/``save`` (or Keras 2 or 3): Keras 3's layout by
-    its layer keys; Keras 2's matched to the layers by the file's order or, with ``by_name``,
-    by layer name, and to each layer's weights by name. ``skip_mismatch`` skips, with a
-    warning, the layers whose weights do not fit instead of refusing the file."""
+    """Load weights saved by ``save_weights``/``save`` (or Keras 2 or 3; a ``.keras`` archive
+    too, as Keras 3 allows; or a PyTorch state_dict, see :func:`minidl.io.load_torch_weights`):
+    Keras 3's layout by its layer keys; Keras 2's matched to the
+    layers by the file's order or, with ``by_name``, by layer name, and to each layer's weights
+    by name. ``skip_mismatch`` skips, with a warning, the layers whose weights do not fit
+    instead of refusing the file."""
     remove_stale_temps(filepath)
+    if torch_checkpoint.is_checkpoint(filepath):
+        if by_name or skip_mismatch:
+            raise WeightFileError(filepath, 'a torch.save file is matched by module order; '
+                                            'by_name and skip_mismatch are for Keras files')
+        load_torch_weights(model, filepath)
+        return
+    if keras_archive.is_archive(filepath):
+        if by_name:
+            raise WeightFileError(filepath, 'by_name=True is for Keras 2 h5 files; a .keras '
+                                            'archive is matched by its layer keys')
+        keras_archive.load_weights(model, filepath, skip_mismatch)
+        return
     with keras_h5.open_h5(filepath) as reader:
         if keras3_weights.is_keras3(reader.file):
             if by_name:

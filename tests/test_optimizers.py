@@ -42,7 +42,7 @@ def expected_rmsprop(w, grads, lr, rho, eps):
     w, a, out = w.astype(np.float64), np.zeros(w.shape), []
     for g in grads:
         a = rho * a + (1 - rho) * g * g
-        w = w - lr * g / (np.sqrt(a) + eps)
+        w = w - lr * g / np.sqrt(a + eps)
         out.append(w)
     return out
 

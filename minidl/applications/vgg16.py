@@ -12,6 +12,8 @@ are. Nothing is downloaded: ``weights='imagenet'`` looks for Keras's file where 
 from minidl import layers
 from minidl.applications.imagenet import (decode_predictions, keras_file,  # noqa: F401
                                           preprocess_input)
+from minidl.io.torch_checkpoint import is_checkpoint
+from minidl.io.torch_weights import load_torch_weights
 from minidl.models import Model
 
 BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
@@ -23,7 +25,8 @@ def VGG16(include_top=True, weights=None, input_shape=None, classes=1000, poolin
     """The VGG16 graph as a functional Model named 'vgg16'.
 
     ``weights``: None (random initialisation), 'imagenet' (Keras's pretrained file, see the
-    module docstring) or the path of an h5 weight file. ``input_shape`` defaults to
+    module docstring) or the path of a weight file: Keras 2's or 3's (``.h5``,
+    ``.weights.h5``, ``.keras``) or a torchvision state_dict saved by ``torch.save``. ``input_shape`` defaults to
     (224, 224, 3) with the top (which must then be so for ImageNet weights, with 1000 classes)
     and to ``(None, None, 3)`` without it: the convolutions then take images of any size.
     ``pooling`` is None, 'avg' or 'max' when ``include_top`` is False.
@@ -53,6 +56,8 @@ def VGG16(include_top=True, weights=None, input_shape=None, classes=1000, poolin
     model = Model(inputs, x, name='vgg16')
     if weights == 'imagenet':
         weights = keras_file(WEIGHT_FILES[bool(include_top)], "VGG16(weights='imagenet')")
-    if weights is not None:
+    if weights is not None and is_checkpoint(weights):
+        load_torch_weights(model, weights, strict=include_top)  # no top: the classifier unused
+    elif weights is not None:
         model.load_weights(weights)
     return model

@@ -635,11 +635,11 @@ def _rmsprop_update(param, grad, sq_avg, lr, rho, one_minus_rho, eps):
         g = grad[i]
         a = rho * sq_avg[i] + one_minus_rho * g * g
         sq_avg[i] = a
-        param[i] -= lr * g / (np.sqrt(a) + eps)
+        param[i] -= lr * g / np.sqrt(a + eps)
 
 
 def rmsprop_update(param, grad, sq_avg, lr, rho, eps):
-    """In place: ``a = rho*a + (1-rho)*g*g``; ``param -= lr*g / (sqrt(a) + eps)``."""
+    """In place: ``a = rho*a + (1-rho)*g*g``; ``param -= lr*g / sqrt(a + eps)``."""
     param = _flat(param)
     _rmsprop_update(param, np.ascontiguousarray(grad).reshape(-1), _flat(sq_avg),
                     *_scalars(param.dtype, lr, rho, 1 - float(rho), eps))

@@ -278,11 +278,11 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov):
 
 
 def rmsprop_update(param, grad, sq_avg, lr, rho, eps):
-    """``a = rho*a + (1-rho)*g*g``; ``param -= lr*g / (sqrt(a) + eps)``."""
+    """``a = rho*a + (1-rho)*g*g``; ``param -= lr*g / sqrt(a + eps)``, as Keras divides."""
     lr, rho, eps = float(lr), float(rho), float(eps)
     sq_avg *= rho
     sq_avg += (1 - rho) * grad * grad
-    param -= lr * grad / (np.sqrt(sq_avg) + eps)
+    param -= lr * grad / np.sqrt(sq_avg + eps)
 
 
 def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):

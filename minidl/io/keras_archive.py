@@ -80,6 +80,30 @@ def save_model(model, filepath):
 def load_model(filepath, compile=True):  # noqa: A002 - Keras's keyword
     """The model a ``.keras`` archive holds, with its weights and, with ``compile`` and
     compile settings in the archive, compiled with its optimizer in its saved state."""
+    with _opened(filepath) as (path, members, reader):
+        config = members.json('config.json')
+        with Layer.weight_budget(os.path.getsize(reader.path) + BUILD_SLACK, path):
+            model = from_config(config, path, 'config.json')
+        keras3_weights.load_weights(reader, model)
+        if compile and config.get('compile_config'):
+            with keras_training.config_errors(path, 'compile_config', True):
+                model.compile(*keras_training.keras3_compile_arguments(
+                    config['compile_config']))
+            keras_training.load_keras3_optimizer(reader, model)
+    return model
+
+
+def load_weights(model, filepath, skip_mismatch=False):
+    """Give ``model`` the weights of a ``.keras`` archive (Keras 3's ``load_weights`` takes
+    one too); its architecture is not consulted, only its layers' keys."""
+    with _opened(filepath) as (_, _members, reader):
+        keras3_weights.load_weights(reader, model, skip_mismatch=skip_mismatch)
+
+
+@contextlib.contextmanager
+def _opened(filepath):
+    """``(path, members, reader)``: the archive's checked members and a Reader of its weights,
+    copied out to a temporary file; damage anywhere is a WeightFileError naming the archive."""
     path = os.fspath(filepath)
     if not os.path.isfile(path):
         raise WeightFileError(path, 'is not a regular file (a directory?)' if
@@ -87,24 +111,14 @@ def load_model(filepath, compile=True):  # noqa: A002 - Keras's keyword
     try:
         with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory() as work:
             members = _Members(archive, path)
-            config = members.json('config.json')
             weights = members.extract(WEIGHTS, work)
             with _weights_errors(path, weights), keras_h5.open_h5(weights) as reader:
-                budget = os.path.getsize(weights) + BUILD_SLACK
-                with Layer.weight_budget(budget, path):
-                    model = from_config(config, path, 'config.json')
-                keras3_weights.load_weights(reader, model)
-                if compile and config.get('compile_config'):
-                    with keras_training.config_errors(path, 'compile_config', True):
-                        model.compile(*keras_training.keras3_compile_arguments(
-                            config['compile_config']))
-                    keras_training.load_keras3_optimizer(reader, model)
+                yield path, members, reader
     except WeightFileError:
         raise
     except _DAMAGE as exc:
         raise WeightFileError(path, f'damaged or not a .keras archive ({type(exc).__name__}: '
                                     f'{exc})') from None
-    return model
 
 
 @contextlib.contextmanager

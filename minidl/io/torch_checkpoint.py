@@ -101,6 +101,22 @@ class _Shown(reprlib.Repr):
 show_value = _Shown().repr  # a value from a file, shortened for a message
 
 
+def is_checkpoint(path):
+    """Whether ``path`` holds a ``torch.save`` file: a zip with a ``data.pkl`` in it, or a
+    stream that starts with the legacy format's magic number (a Keras ``.keras`` zip is
+    neither)."""
+    legacy = b'\x80\x02\x8a\x0a' + _LEGACY_MAGIC.to_bytes(10, 'little')
+    try:
+        with open(path, 'rb') as file:
+            head = file.read(len(legacy))
+            if not head.startswith(_ZIP_MAGIC):
+                return head == legacy
+            with zipfile.ZipFile(file) as zip_file:
+                return any(name.split('/')[-1] == 'data.pkl' for name in zip_file.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def read_torch_checkpoint(path):
     """The contents of a ``torch.save`` file, in either of its formats, with every tensor as a
     NumPy array: for a state_dict, ``{name: array}`` in the model's module order. A file that

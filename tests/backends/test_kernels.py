@@ -491,7 +491,7 @@ def sgd_formula(w, g, v, lr, momentum, nesterov):
 
 def rmsprop_formula(w, g, a, lr, rho, eps):
     a = rho * a + (1 - rho) * g * g
-    return w - lr * g / (np.sqrt(a) + eps), a
+    return w - lr * g / np.sqrt(a + eps), a
 
 
 def adam_formula(w, g, m, v, lr, b1, b2, eps, t):

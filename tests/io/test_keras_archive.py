@@ -264,3 +264,14 @@ def test_damaged_members_with_valid_checksums_load_unchanged_or_raise(tmp_path, 
             out.writestr(member, edited if member == name else content)
     mutation.check_read(read_weights, tmp_path / 'm.keras', archive.getvalue(), WEIGHTS,
                         sum(w.nbytes for w in WEIGHTS))
+
+
+def test_load_weights_takes_the_weights_of_an_archive(tmp_path):
+    model = convnet()
+    model.save(tmp_path / 'm.keras')
+    other = models.Sequential([layers.Conv2D(2, 3, input_shape=(5, 5, 1)),
+                               layers.BatchNormalization(), layers.Flatten(), layers.Dense(2)])
+    other.load_weights(tmp_path / 'm.keras')
+    assert same_weights(other.get_weights(), model.get_weights())
+    with pytest.raises(WeightFileError, match=r'm.keras: by_name=True is for Keras 2 h5 files'):
+        other.load_weights(tmp_path / 'm.keras', by_name=True)

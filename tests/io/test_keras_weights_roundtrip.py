@@ -233,10 +233,10 @@ def keras3_optimizer(keras3, kind):
 
 
 def unsaturated(model):
-    """``model`` with its weights scaled down tenfold, so that no softmax output comes near 0:
+    """``model`` with its weights scaled down threefold, so that no softmax output comes near 0:
     Keras 3 on torch clips probabilities at 1e-7 in its cross-entropy, where tf-keras and
     minidl use the logits, and the two losses (and gradients) agree only away from there."""
-    model.set_weights([w / 10 for w in model.get_weights()])
+    model.set_weights([w / 3 for w in model.get_weights()])
     return model
 
 

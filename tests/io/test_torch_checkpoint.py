@@ -11,6 +11,7 @@ import pytest
 
 from minidl import layers, models
 from minidl.io import WeightFileError, load_torch_weights, read_torch_checkpoint
+from minidl.io.torch_checkpoint import is_checkpoint
 
 DATA = Path(__file__).parent / 'data'
 
@@ -120,3 +121,15 @@ def test_a_checkpoint_with_several_state_dicts_says_which_key_to_pass():
     with pytest.raises(WeightFileError, match=r"the checkpoint dict: holds no state_dict .*"
                                               r"\('optimizer', 'epoch'\)"):
         load_torch_weights(conv1d_net(), {'optimizer': checkpoint['optimizer'], 'epoch': 3})
+
+
+@pytest.mark.parametrize('name', ['tiny_convnet.pt', 'tiny_convnet_legacy.pt'])
+def test_load_weights_knows_a_torch_file_by_its_content(name, tmp_path):
+    model = tiny_convnet()
+    model.load_weights(DATA / name)
+    io = np.load(DATA / 'tiny_convnet_io.npz')
+    np.testing.assert_allclose(model.predict(io['x']), io['y'], rtol=1e-5, atol=1e-5)
+    with pytest.raises(WeightFileError, match='matched by module order'):
+        model.load_weights(DATA / name, by_name=True)
+    tiny_convnet().save(tmp_path / 'm.keras')
+    assert not is_checkpoint(tmp_path / 'm.keras') and is_checkpoint(DATA / name)
