@@ -106,12 +106,13 @@ def _metrics_per_output(metrics, names):
 def _resolved_losses(loss):
     """Loss objects for compile's ``loss``, kept in the structure given (one, a list, a
     dict); None stays None (no loss for that output)."""
-    get = losses.get
+    def get(value):
+        return None if value is None else losses.get(value)
     if isinstance(loss, dict):
-        return {name: None if value is None else get(value) for name, value in loss.items()}
+        return {name: get(value) for name, value in loss.items()}
     if isinstance(loss, (list, tuple)):
-        return [None if value is None else get(value) for value in loss]
-    return None if loss is None else get(loss)
+        return [get(value) for value in loss]
+    return get(loss)
 
 
 def _labels(what, role, names):
@@ -364,17 +365,17 @@ class Trainer:
                              'give (inputs, targets) pairs')
         prefix = f'{purpose}: ' if purpose else ''
         names = self.input_names if self.built else [None]
+        heads = [] if y is None else self._heads()
         try:
             xs = _by_name(x, names, 'x', 'input', names)
-            heads = self._heads() if y is not None else []
-            ys = None if y is None else [
-                _by_name(y, self.output_names, 'y', 'output', [h.name for h in heads])[h.index]
-                for h in heads]
+            ys = None if y is None else _by_name(y, self.output_names, 'y', 'output',
+                                                 [head.name for head in heads])
         except ValueError as error:
             raise ValueError(f'{prefix}{error}') from None
         y_labels = _labels('y', 'output', self.output_names)
-        return _Arrays(xs, ys, _labels('x', 'input', names),
-                       [y_labels[head.index] for head in heads], purpose)
+        return _Arrays(xs, None if y is None else [ys[head.index] for head in heads],
+                       _labels('x', 'input', names), [y_labels[head.index] for head in heads],
+                       purpose)
 
     def _source(self, purpose, x, y, batch_size=32, steps=None, shuffle=False, needs_y=True):
         """The batches of one pass over ``x``: a generator's, or those of the arrays."""
@@ -399,10 +400,10 @@ class Trainer:
     def _forward(self, xs, training, logits=()):
         """The model's outputs (a list of Tensors) on the input arrays ``xs``; the outputs at
         positions ``logits`` stop before their final activation."""
-        inputs = [Tensor(to_device(np.asarray(x, dtype=_input_dtype(x)), self.device))
-                  for x in xs]
         if not self.built:
-            self.build((None,) + inputs[0].shape[1:])
+            self.build((None,) + np.shape(xs[0])[1:])
+        inputs = [Tensor(to_device(np.asarray(x, dtype=_input_dtype(x, symbolic.dtype)),
+                                   self.device)) for x, symbolic in zip(xs, self.inputs)]
         prepared = self._prepare(inputs if len(inputs) > 1 else inputs[0])
         return as_list(self.call(prepared, training, logits))
 
@@ -552,6 +553,9 @@ def _in_batch(step, x, y, batch, where):
         raise ValueError(f'{batch}{examples}: {error}') from error
 
 
-def _input_dtype(x):
-    """Integer inputs (token ids) stay integers; everything else becomes float32."""
-    return None if np.issubdtype(np.asarray(x).dtype, np.integer) else np.float32
+def _input_dtype(x, declared):
+    """Integer inputs (token ids) stay integers; everything else takes the float dtype its
+    Input declares (float32 unless given, as ``Input(shape, dtype='float64')``)."""
+    if np.issubdtype(np.asarray(x).dtype, np.integer):
+        return None
+    return declared if np.issubdtype(declared, np.floating) else np.float32
