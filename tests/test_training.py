@@ -182,3 +182,14 @@ def test_errors_inside_a_batch_name_the_batch_and_the_output():
     with pytest.raises(ValueError, match="^x for input 'a' has 24 examples but x for input "
                                          "'b' has 3"):
         model.train_on_batch([xa, xb[:3]], [y1, y2])
+
+
+def test_outputs_of_one_layer_are_named_apart_as_tf_keras_names_them():
+    a, b = layers.Input((4,)), layers.Input((4,))
+    shared = layers.Dense(1, name='d')
+    model = models.Model([a, b], [shared(a), shared(b), layers.Dense(2, name='d_1')(a)])
+    assert model.output_names == ['d', 'd_1', 'd_1_1']  # tf-keras 2.21's names
+    model.compile('sgd', 'mse')
+    ones = np.ones((4, 4))
+    history = model.fit([ones, ones], [ones[:, :1], ones[:, :1], ones[:, :2]], verbose=0)
+    assert list(history.history) == ['loss', 'd_loss', 'd_1_loss', 'd_1_1_loss']
