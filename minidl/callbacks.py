@@ -20,6 +20,7 @@ Files written here are written safely: :class:`ModelCheckpoint` goes through the
 import csv
 import math
 import os
+import re
 import sys
 import time
 import warnings
@@ -143,8 +144,40 @@ class CallbackList:
         return len(self.callbacks)
 
 
+_ACCURACY = re.compile(r'(?:^|_)(acc|accuracy)$')
+
+
+def other_spelling(key):
+    """The log name with Keras's other spelling of accuracy at its end ('acc' <-> 'accuracy',
+    'val_out_acc' <-> 'val_out_accuracy'); None for a name that does not end so."""
+    match = _ACCURACY.search(key) if isinstance(key, str) else None
+    if match is None:
+        return None
+    return key[:match.start(1)] + ('accuracy' if match.group(1) == 'acc' else 'acc')
+
+
+class HistoryDict(dict):
+    """Per-epoch values by log name that also answer to the other spelling of accuracy:
+    lessons written for different Keras versions read ``'acc'`` or ``'accuracy'`` whichever
+    the metric was compiled with. Keys, iteration and equality hold only the names logged,
+    as Keras's dict does."""
+
+    def __missing__(self, key):
+        twin = other_spelling(key)
+        if twin is None or not dict.__contains__(self, twin):
+            raise KeyError(key)
+        return dict.__getitem__(self, twin)
+
+    def __contains__(self, key):
+        return dict.__contains__(self, key) or dict.__contains__(self, other_spelling(key))
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
 class History(Callback):
-    """Records the epoch-end logs: ``history.history['val_acc'][e]`` is epoch ``e``'s value.
+    """Records the epoch-end logs: ``history.history['val_acc'][e]`` is epoch ``e``'s value
+    (a :class:`HistoryDict`, so ``'val_accuracy'`` finds it too).
 
     ``fit`` returns this object; ``.epoch`` lists the epoch indices, ``.params`` the run's
     settings and ``.model`` the model.
@@ -152,12 +185,11 @@ class History(Callback):
 
     def __init__(self):
         super().__init__()
-        self.epoch = []
-        self.history = {}
+        self.on_train_begin()
 
     def on_train_begin(self, logs=None):
         self.epoch = []
-        self.history = {}
+        self.history = HistoryDict()
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)

@@ -100,15 +100,16 @@ class Model(Trainer, Layer):
 
     # --- computing ------------------------------------------------------------------------
     def call(self, x, training=False, logits=False):
-        """Run the graph on real data; ``logits`` stops the output layers before their
-        final activation (for fused losses).
+        """Run the graph on real data; ``logits`` (True, or the positions of some outputs)
+        stops those outputs' layers before their final activation (for fused losses).
 
         Every output keeps its ``.grad`` after a backward pass, also one that later layers
         use: with outputs ``[feature_maps, scores]``, ``scores[0, k].backward()`` leaves
         d score / d feature maps in ``feature_maps.grad`` (what Grad-CAM needs)."""
         values = dict(zip(map(id, self.inputs), as_list(x) if len(self.inputs) > 1 else [x]))
         ends = {id(y) for y in self.outputs}
-        logits = {id(y.node) for y in self.outputs} if logits else ()
+        stopped = range(len(self.outputs)) if logits is True else logits or ()
+        logits = {id(self.outputs[i].node) for i in stopped}
         replay(self._nodes, values, training, logits, retain=ends)
         results = [values[id(y)] for y in self.outputs]
         return results[0] if len(results) == 1 else results
@@ -117,11 +118,37 @@ class Model(Trainer, Layer):
         return self.call(x, training, logits=True)
 
     @property
+    def input_names(self):
+        """The names of the input layers, in order: the keys of a dict of input arrays."""
+        return [x.layer.name for x in as_list(self.input)]
+
+    @property
+    def output_names(self):
+        """The names of the layers that make the outputs, in order (a layer met again gets
+        ``_1``, ``_2``, ... as in Keras): the keys of per-output losses, targets and logs."""
+        names = []
+        for y in as_list(self.output):
+            name, count = y.layer.name, 0
+            while name in names:
+                count += 1
+                name = f'{y.layer.name}_{count}'
+            names.append(name)
+        return names
+
+    @property
+    def output_activations(self):
+        """The final activation of each output that ``call(x, logits=...)`` can stop before:
+        its layer's activation where no other layer reads that output, 'linear' elsewhere."""
+        read = {id(x) for node in self._nodes for x in node.inputs}
+        return [getattr(y.layer, 'activation', 'linear')
+                if id(y) not in read and len(y.node.outputs) == 1 else 'linear'
+                for y in self.outputs]
+
+    @property
     def activation(self):
         """The activation of the layer that produces the (single) output."""
-        if len(self.outputs) != 1 or self.outputs[0].layer is None:
-            return 'linear'
-        return getattr(self.outputs[0].layer, 'activation', 'linear')
+        ends = self.output_activations
+        return ends[0] if len(ends) == 1 else 'linear'
 
     def compute_output_shape(self, input_shape):
         return self.output_shape
@@ -293,8 +320,12 @@ class Sequential(Model):
         return last(x, training)
 
     @property
-    def activation(self):
-        return getattr(self._stack[-1], 'activation', 'linear') if self._stack else 'linear'
+    def output_names(self):
+        return [self._stack[-1].name] if self._stack else []
+
+    @property
+    def output_activations(self):
+        return [getattr(self._stack[-1], 'activation', 'linear')] if self._stack else []
 
     def get_config(self):
         from minidl.io.keras_config import sequential_config

@@ -62,6 +62,21 @@ def test_history_records_every_epoch():
     assert history.params['epochs'] == 2 and history.model is model
 
 
+@pytest.mark.parametrize('logged, other', [('acc', 'accuracy'), ('accuracy', 'acc')])
+def test_history_answers_to_both_spellings_of_accuracy_but_lists_the_logged_one(logged, other):
+    logs = {'loss': 0.5, logged: 0.8, f'val_{logged}': 0.7, f'out_{logged}': 0.6}
+    history = fit(FakeModel(), [], [logs, logs]).history
+    assert list(history) == list(history.keys()) == list(logs)
+    assert history == {key: [value, value] for key, value in logs.items()}
+    for key in ('', 'val_', 'out_'):
+        assert history[key + other] is history[key + logged]
+        assert key + other in history and history.get(key + other) == history[key + logged]
+    assert history.get('val_loss') is None and 'val_loss' not in history
+    with pytest.raises(KeyError, match='val_loss'):
+        history['val_loss']
+    assert callbacks.other_spelling('lacc') is None
+
+
 def test_early_stopping_stops_after_patience_epochs_without_improvement():
     model, stopper = FakeModel(), callbacks.EarlyStopping(patience=2)
     history = fit(model, [stopper], losses(0.9, 0.5, 0.6, 0.55, 0.4, 0.3))
