@@ -159,19 +159,39 @@ def _optimizer_config(optimizer, wrap):
 
 def training_config(model):
     """The ``training_config`` tf-keras writes in an h5 file: the optimizer as ``Custom>Adam``
-    etc. with tf-keras's arguments, the loss and metrics by name."""
+    etc. with tf-keras's arguments, the losses and metrics by name, as compiled."""
     optimizer = _optimizer_config(model.optimizer, KERAS2.wrap)
     optimizer['class_name'] = 'Custom>' + optimizer['class_name']
-    return {'loss': model.loss.name, 'metrics': [key for key, _ in model.metrics],
-            'weighted_metrics': None, 'loss_weights': None, 'optimizer_config': optimizer}
+    return {**_compiled(model), 'weighted_metrics': None, 'optimizer_config': optimizer}
 
 
 def compile_config(model):
     """The ``compile_config`` Keras 3 writes in a ``.keras`` archive's ``config.json``."""
-    return {'optimizer': _optimizer_config(model.optimizer, KERAS3.wrap),
-            'loss': model.loss.name, 'loss_weights': None,
-            'metrics': [key for key, _ in model.metrics], 'weighted_metrics': None,
-            'run_eagerly': False, 'steps_per_execution': 1, 'jit_compile': False}
+    return {'optimizer': _optimizer_config(model.optimizer, KERAS3.wrap), **_compiled(model),
+            'weighted_metrics': None, 'run_eagerly': False, 'steps_per_execution': 1,
+            'jit_compile': False}
+
+
+def _compiled(model):
+    """``loss``, ``loss_weights`` and ``metrics`` as ``compile`` was given them (one, a list
+    per output or a dict by output name), each loss and metric by its name."""
+    return {'loss': _named(model.loss), 'metrics': _named(model.compiled_metric_names),
+            'loss_weights': _named(model.loss_weights)}
+
+
+def _named(value):
+    """``value`` with every loss or metric object replaced by its name, lists and dicts kept."""
+    if isinstance(value, dict):
+        return {key: _named(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_named(item) for item in value]
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    name = getattr(value, 'name', None) or getattr(value, '__name__', None)
+    if not isinstance(name, str):
+        raise ValueError(f'cannot save the compile setting {value!r}: losses and metrics are '
+                         f'saved by name')
+    return name
 
 
 def keras3_compile_arguments(config):
@@ -184,15 +204,17 @@ def keras3_compile_arguments(config):
 
 
 def compile_arguments(training):
-    """``(optimizer, loss, metrics)`` for ``compile`` from a ``training_config`` as tf-keras,
-    Keras 2 or older minidl wrote it. What minidl cannot train as saved (another optimizer,
-    gradient clipping, a loss on logits, several outputs) is a ValueError naming it."""
+    """``(optimizer, loss, metrics, loss_weights)`` for ``compile`` from a ``training_config``
+    as tf-keras, Keras 2 or older minidl wrote it; losses and metrics keep the structure they
+    were saved in (one, a list per output, a dict by output name). What minidl cannot train as
+    saved (another optimizer, gradient clipping, a loss on logits, weighted metrics) is a
+    ValueError naming it."""
     if 'optimizer_config' not in training:  # minidl before it wrote Keras's spelling
         return optimizers.get(training['optimizer']), training['loss'], training['metrics']
-    if training.get('loss_weights') or training.get('weighted_metrics'):
-        raise ValueError('loss_weights and weighted_metrics are not supported')
-    return (_optimizer(training['optimizer_config']), _loss(training['loss']),
-            [_metric(m) for m in _flat(training.get('metrics') or [])])
+    if training.get('weighted_metrics'):
+        raise ValueError('weighted_metrics are not supported')
+    return (_optimizer(training['optimizer_config']), _losses(training['loss']),
+            _metrics(training.get('metrics') or []), training.get('loss_weights'))
 
 
 def _optimizer(spec):
@@ -232,12 +254,19 @@ def _learning_rate(value):
     return config['initial_learning_rate'], float(config['decay_rate']) / config['decay_steps']
 
 
+def _losses(spec):
+    """The loss names of a Keras config: one, a list per output or a dict by output name."""
+    if isinstance(spec, list):
+        return _loss(spec[0]) if len(spec) == 1 else [_loss(s) for s in spec]
+    if isinstance(spec, dict) and 'class_name' not in spec:
+        return {name: _loss(s) for name, s in spec.items()}
+    return _loss(spec)
+
+
 def _loss(spec):
     """A loss name from a Keras loss: a name, or ``{'class_name', 'config'}`` of a loss class
-    (on probabilities: minidl fuses the output activation itself)."""
-    if isinstance(spec, list) and len(spec) == 1:
-        spec = spec[0]
-    if isinstance(spec, str):
+    (on probabilities: minidl fuses the output activation itself); None (no loss) stays."""
+    if spec is None or isinstance(spec, str):
         return spec
     if not isinstance(spec, dict) or spec.get('class_name') not in _LOSSES:
         raise ValueError(f'loss {spec!r} is not one minidl has')
@@ -246,15 +275,15 @@ def _loss(spec):
     return _LOSSES[spec['class_name']]
 
 
-def _flat(metrics):
-    """The metrics of a single-output model: tf-keras nests them in a list per output."""
-    if isinstance(metrics, dict):
-        metrics = list(metrics.values())
-    if len(metrics) == 1 and isinstance(metrics[0], list):
-        return metrics[0]
-    if any(isinstance(m, (list, dict)) for m in metrics):
-        raise ValueError('metrics of several outputs are not supported')
-    return metrics
+def _metrics(spec):
+    """Metric names in their saved structure: a list, a list per output or a dict by output
+    name; the list in a list that tf-keras writes for a single output becomes a plain one."""
+    if isinstance(spec, dict):
+        return {name: [_metric(m) for m in (s if isinstance(s, list) else [s])]
+                for name, s in spec.items()}
+    if len(spec) == 1 and isinstance(spec[0], list):
+        spec = spec[0]
+    return [[_metric(m) for m in s] if isinstance(s, list) else _metric(s) for s in spec]
 
 
 def _metric(spec):

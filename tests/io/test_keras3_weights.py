@@ -394,10 +394,10 @@ def test_compile_settings_minidl_cannot_train_are_refused_with_a_way_out(tmp_pat
 def test_keras2_optimizer_config_spelling_is_read():
     spec = {'class_name': 'RMSprop', 'config': {'lr': 1e-4, 'rho': 0.9, 'epsilon': None,
                                                 'decay': 0.5, 'name': 'RMSprop'}}
-    optimizer, loss, metrics = keras_training.compile_arguments(
+    optimizer, loss, metrics, weights = keras_training.compile_arguments(
         {'optimizer_config': spec, 'loss': 'binary_crossentropy', 'metrics': ['acc']})
-    assert isinstance(optimizer, optimizers.RMSprop) and (loss, metrics) == \
-        ('binary_crossentropy', ['acc'])
+    assert isinstance(optimizer, optimizers.RMSprop) and (loss, metrics, weights) == \
+        ('binary_crossentropy', ['acc'], None)
     assert (optimizer.learning_rate, optimizer.rho, optimizer.epsilon, optimizer.decay) == \
         (1e-4, 0.9, 1e-7, 0.5)
 

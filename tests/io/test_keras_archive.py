@@ -275,3 +275,26 @@ def test_load_weights_takes_the_weights_of_an_archive(tmp_path):
     assert same_weights(other.get_weights(), model.get_weights())
     with pytest.raises(WeightFileError, match=r'm.keras: by_name=True is for Keras 2 h5 files'):
         other.load_weights(tmp_path / 'm.keras', by_name=True)
+
+
+@pytest.mark.parametrize('suffix', ['.h5', '.keras'])
+@pytest.mark.parametrize('loss, loss_weights, metrics', [
+    (['mse', 'binary_crossentropy'], [1.0, 0.5], ['acc']),
+    ({'score': 'mse', 'flag': 'binary_crossentropy'}, {'flag': 2.0},
+     {'score': ['mae'], 'flag': ['acc', 'mse']}),
+    ({'flag': 'binary_crossentropy'}, None, [['mae'], ['acc']])])
+def test_the_compile_settings_of_several_outputs_survive_a_file(tmp_path, suffix, loss,
+                                                                loss_weights, metrics):
+    x = layers.Input((3,))
+    hidden = layers.Dense(4, activation='relu')(x)
+    model = models.Model(x, [layers.Dense(1, name='score')(hidden),
+                             layers.Dense(1, activation='sigmoid', name='flag')(hidden)])
+    model.compile(optimizers.Adam(0.01), loss, metrics, loss_weights)
+    rng = np.random.default_rng(2)
+    data, targets = rng.normal(size=(8, 3)), [rng.normal(size=(8, 1)), rng.integers(0, 2, (8, 1))]
+    model.fit(data, targets, epochs=1, verbose=0)
+    model.save(tmp_path / f'm{suffix}')
+    loaded = models.load_model(tmp_path / f'm{suffix}')
+    assert loaded.metrics_names == model.metrics_names
+    assert loaded.optimizer.iterations == model.optimizer.iterations
+    assert loaded.evaluate(data, targets, verbose=0) == model.evaluate(data, targets, verbose=0)
