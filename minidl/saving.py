@@ -43,7 +43,7 @@ import numpy as np
 from minidl import optimizers
 from minidl.io import keras3_weights, keras_archive, keras_h5
 from minidl.io.errors import WeightFileError
-from minidl.io.keras_config import BUILD_SLACK, CONFIG_ERRORS, from_config, serialize
+from minidl.io.keras_config import BUILD_SLACK, CONFIG_ERRORS, file_config, from_config
 from minidl.layers.base import Layer
 from minidl.utils import atomic_write, remove_stale_temps
 
@@ -418,8 +418,9 @@ def save_model(model, filepath):
     if str(filepath).endswith('.keras'):
         keras_archive.save_model(model, filepath)
         return
+    config = json.dumps(file_config(model, filepath))
     with _writing(filepath) as f:
-        keras_h5.write_text(f.attrs, 'model_config', json.dumps(serialize(model)))
+        keras_h5.write_text(f.attrs, 'model_config', config)
         _write_version(f.attrs)
         if model.loss is not None:
             keras_h5.write_text(f.attrs, 'training_config', json.dumps(training_config(model)))

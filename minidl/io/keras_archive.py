@@ -34,7 +34,7 @@ import h5py
 
 from minidl.io import keras3_weights, keras_h5
 from minidl.io.errors import WeightFileError
-from minidl.io.keras_config import BUILD_SLACK, from_config, keras3_config
+from minidl.io.keras_config import KERAS3, BUILD_SLACK, file_config, from_config
 from minidl.layers.base import Layer
 from minidl.utils import atomic_write
 
@@ -59,6 +59,7 @@ def is_archive(path):
 # --- writing -----------------------------------------------------------------------------
 def save_model(model, filepath):
     """Write ``model`` as a ``.keras`` archive that Keras 3 ``load_model`` reads."""
+    config = json.dumps(file_config(model, filepath, KERAS3))
     with atomic_write(filepath) as tmp, tempfile.TemporaryDirectory() as work:
         weights = os.path.join(work, WEIGHTS)
         with h5py.File(weights, 'w') as f:
@@ -67,7 +68,7 @@ def save_model(model, filepath):
                     'date_saved': datetime.datetime.now().strftime('%Y-%m-%d@%H:%M:%S')}
         with zipfile.ZipFile(tmp, 'w', zipfile.ZIP_STORED) as archive:
             archive.writestr('metadata.json', json.dumps(metadata))
-            archive.writestr('config.json', json.dumps(keras3_config(model)))
+            archive.writestr('config.json', config)
             archive.write(weights, WEIGHTS)
 
 

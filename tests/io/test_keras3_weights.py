@@ -21,7 +21,7 @@ import minidl
 import mutation
 from minidl import layers as L
 from minidl import models, optimizers, saving
-from minidl.io import WeightFileError, keras3_weights, keras_h5
+from minidl.io import WeightFileError, keras3_weights, keras_config, keras_h5
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / 'fixtures'
@@ -274,7 +274,7 @@ def tf_keras_model_file(tmp_path, optimizer, writer='tfk'):
     ``minidl.io.keras_config``'s part)."""
     path = fixture(f'{writer}_convnet_{optimizer}.h5', tmp_path)
     with h5py.File(path, 'r+') as f:
-        f.attrs['model_config'] = json.dumps(saving.serialize(minidl_models()['convnet']))
+        f.attrs['model_config'] = json.dumps(keras_config.serialize(minidl_models()['convnet']))
     return path
 
 

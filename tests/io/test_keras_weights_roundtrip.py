@@ -18,7 +18,8 @@ import h5py
 import numpy as np
 import pytest
 
-from minidl import models, optimizers, saving
+from minidl import models, optimizers
+from minidl.io import keras_config
 from test_keras3_weights import MODELS, minidl_models, new_head, relative_difference, seeded
 
 sys.path.insert(0, str(Path(__file__).parent / 'fixtures'))
@@ -186,7 +187,7 @@ def test_tf_keras_compile_state_loads_in_minidl_and_trains_on_alike(tmp_path, tf
     for x, y in BATCHES[:2]:
         theirs.train_on_batch(x, y)
     theirs.save(tmp_path / 'k.h5')
-    with_architecture(tmp_path / 'k.h5', json.dumps(saving.serialize(minidl_models()['convnet'])))
+    with_architecture(tmp_path / 'k.h5', json.dumps(keras_config.serialize(minidl_models()['convnet'])))
     ours = models.load_model(tmp_path / 'k.h5')
     agree_all('Keras 2 model .h5 optimizer state', 'tf-keras -> minidl', kind,
               minidl_arrays(ours), optimizer_arrays(theirs.optimizer))
@@ -231,7 +232,7 @@ def test_keras3_h5_compile_state_loads_in_minidl_and_trains_on_alike(tmp_path, k
     for x, y in BATCHES[:2]:
         theirs.train_on_batch(x, y)
     theirs.save(tmp_path / 'k.h5')
-    with_architecture(tmp_path / 'k.h5', json.dumps(saving.serialize(minidl_models()['convnet'])))
+    with_architecture(tmp_path / 'k.h5', json.dumps(keras_config.serialize(minidl_models()['convnet'])))
     ours = models.load_model(tmp_path / 'k.h5')
     variables = [v for v in theirs.optimizer.variables if not v.path.endswith('learning_rate')]
     agree_all('Keras 2 model .h5 (Keras 3) optimizer state', 'Keras 3 -> minidl', 'adam',
