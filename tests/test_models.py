@@ -86,7 +86,7 @@ def test_functional_model_with_every_layer_output():
 
 
 def test_functional_graph_from_input():
-    inputs = layers.Input(shape=(6,))
+    inputs = layers.Input(shape=(6,), name='features')  # an automatic name may wrap
     hidden = layers.Dense(4, activation='relu', name='hidden')(inputs)
     outputs = layers.Dense(2, activation='softmax', name='out')(hidden)
     model = models.Model(inputs, outputs)
