@@ -34,7 +34,7 @@ import h5py
 
 from minidl.io import keras3_weights, keras_h5
 from minidl.io.errors import WeightFileError
-from minidl.io.keras_config import KERAS3, BUILD_SLACK, file_config, from_config
+from minidl.io.keras_config import BUILD_SLACK, KERAS3, file_config, from_config
 from minidl.layers.base import Layer
 from minidl.utils import atomic_write
 

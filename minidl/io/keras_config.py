@@ -488,6 +488,8 @@ def _short(value):
 class _Keras2:
     """How tf-keras 2.x spells a config (``model_config`` of ``model.save('x.h5')``)."""
 
+    spelling = 'keras2'
+
     def wrap(self, module, class_name, config, registered_name=None):
         return {'class_name': class_name, 'config': config}
 
@@ -511,8 +513,6 @@ class _Keras2:
     def built(self, spec, layer):
         return spec
 
-    spelling = 'keras2'
-
     def ref(self, x, calls, end=False):
         """``[layer name, node index, tensor index]`` of the symbolic tensor ``x``, whose
         call is the layer's ``calls[id(x.node)]``-th in the model (an input's: 0)."""
@@ -529,6 +529,8 @@ class _Keras2:
 
 class _Keras3(_Keras2):
     """How Keras 3 spells a config (``config.json`` of a ``.keras`` archive)."""
+
+    spelling = 'keras3'
 
     def wrap(self, module, class_name, config, registered_name=None):
         return {'module': module, 'class_name': class_name, 'config': config,
@@ -556,8 +558,6 @@ class _Keras3(_Keras2):
         if layer.built and not isinstance(layer, InputLayer):
             spec['build_config'] = {'input_shape': list(layer.input_shape)}
         return spec
-
-    spelling = 'keras3'
 
     def node(self, node, calls):
         """One call, ``{'args': [tensor], 'kwargs': {}}``, or ``[[tensor, ...]]`` for a call
