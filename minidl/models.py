@@ -4,6 +4,8 @@ A model is a layer made of layers: it can be called, nested (a VGG16 base added 
 Sequential counts as one layer) and frozen as a whole. Training (compile/fit/evaluate/predict)
 comes from :class:`minidl.training.Trainer`; files from :mod:`minidl.saving`.
 """
+import collections
+
 from minidl.backends import check_device
 from minidl.layers.base import Layer, SymbolicTensor, format_shape
 from minidl.layers.core import Input, InputLayer
@@ -32,6 +34,43 @@ def graph_nodes(inputs, outputs):
         stack.append((node, True))
         stack.extend((x.node, False) for x in reversed(node.inputs) if id(x) not in input_ids)
     return order
+
+
+def graph_layers(inputs, outputs, nodes):
+    """The layers of a graph in Keras's order, which its configs and weight files follow:
+    deepest first, a layer's depth being the most calls on a path from it to an output (its
+    deepest call's, for a shared layer); ties in the order a walk back from the outputs, each
+    call's inputs in turn, first meets them. ``nodes`` are :func:`graph_nodes`'."""
+    met, seen, input_ids = {}, set(), {id(x) for x in inputs}
+    stack = list(reversed(outputs))
+    while stack:
+        y = stack.pop()
+        if id(y.node) not in seen:
+            seen.add(id(y.node))
+            met.setdefault(id(y.layer), (len(met), y.layer))
+            if id(y) not in input_ids:
+                stack.extend(reversed(y.node.inputs))
+    depth, layer_depth = {}, {}
+    for node in reversed(nodes):  # each call after every call that uses its outputs
+        d = max(depth.get(id(node), 0), layer_depth.get(id(node.layer), 0))
+        layer_depth[id(node.layer)] = d
+        for x in node.inputs:
+            depth[id(x.node)] = max(depth.get(id(x.node), 0), d + 1)
+    for x in inputs:
+        layer_depth.setdefault(id(x.layer), depth.get(id(x.node), 0))
+        met.setdefault(id(x.layer), (-1, x.layer))
+    order = sorted(layer_depth, key=lambda key: (-layer_depth[key], met[key][0]))
+    return [met[key][1] for key in order]
+
+
+def call_indices(nodes):
+    """``{id(node): k}``: each node of ``nodes`` is its layer's k-th call among them, in the
+    order the calls were made (Keras's node index within a model; an input's is 0)."""
+    counts, indices = collections.Counter(), {}
+    for node in sorted(nodes, key=lambda node: node.serial):
+        indices[id(node)] = counts[id(node.layer)]
+        counts[id(node.layer)] += 1
+    return indices
 
 
 def replay(nodes, values, training=False, logits=(), retain=()):
@@ -73,8 +112,7 @@ class Model(Trainer, Layer):
     def _set_graph(self, inputs, outputs):
         self.inputs, self.outputs = inputs, outputs
         self._nodes = graph_nodes(inputs, outputs)
-        layers = [x.layer for x in inputs] + [node.layer for node in self._nodes]
-        self.layers = list(dict.fromkeys(layers))
+        self.layers = graph_layers(inputs, outputs, self._nodes)
         self.built = True
         self.input_shape = inputs[0].shape if len(inputs) == 1 else [x.shape for x in inputs]
         self.output_shape = outputs[0].shape if len(outputs) == 1 else [

@@ -40,7 +40,7 @@ import numpy as np
 
 from minidl.io import keras3_weights, keras_archive, keras_h5, torch_checkpoint
 from minidl.io.errors import WeightFileError
-from minidl.io.keras_config import BUILD_SLACK, from_config, serialize
+from minidl.io.keras_config import BUILD_SLACK, file_config, from_config
 from minidl.io.keras_training import (compile_arguments, config_errors,
                                       load_optimizer_weights, training_config,
                                       write_optimizer_weights)
@@ -207,8 +207,9 @@ def save_model(model, filepath):
     if str(filepath).endswith('.keras'):
         keras_archive.save_model(model, filepath)
         return
+    config = json.dumps(file_config(model, filepath))
     with _writing(filepath) as f:
-        keras_h5.write_text(f.attrs, 'model_config', json.dumps(serialize(model)))
+        keras_h5.write_text(f.attrs, 'model_config', config)
         _write_version(f.attrs)
         if model.loss is not None:
             keras_h5.write_text(f.attrs, 'training_config', json.dumps(training_config(model)))

@@ -86,7 +86,7 @@ def test_functional_model_with_every_layer_output():
 
 
 def test_functional_graph_from_input():
-    inputs = layers.Input(shape=(6,))
+    inputs = layers.Input(shape=(6,), name='features')  # an automatic name may wrap
     hidden = layers.Dense(4, activation='relu', name='hidden')(inputs)
     outputs = layers.Dense(2, activation='softmax', name='out')(hidden)
     model = models.Model(inputs, outputs)
@@ -95,6 +95,22 @@ def test_functional_graph_from_input():
     lines = []
     model.summary(print_fn=lines.append)
     assert any('(InputLayer)' in line and '[(None, 6)]' in line for line in lines)
+
+
+def test_layers_come_in_keras_order_deepest_first():
+    """The orders tf-keras 2.21 and Keras 3.15 give these graphs, which their weight files
+    follow: by depth from the outputs, ties as a walk back from the outputs meets them."""
+    x = layers.Input((8, 8, 3), name='x')
+    towers = [layers.Conv2D(2, 1, name='t1')(x),
+              layers.Conv2D(2, 3, padding='same', name='t2b')(layers.Conv2D(2, 1, name='t2a')(x)),
+              layers.Conv2D(2, 1, name='t3b')(layers.MaxPooling2D(3, 1, 'same', name='t3a')(x))]
+    inception = models.Model(x, layers.Concatenate(name='cat')(towers))
+    assert [layer.name for layer in inception.layers] == \
+        ['x', 't2a', 't3a', 't1', 't2b', 't3b', 'cat']
+    x, y = layers.Input((4,), name='x'), layers.Input((4,), name='y')
+    s, t = layers.Dense(3, name='s'), layers.Dense(4, name='t')
+    shared = models.Model([x, y], layers.Add(name='add')([s(x), s(t(y))]))
+    assert [layer.name for layer in shared.layers] == ['y', 'x', 't', 's', 'add']
 
 
 def test_save_and_load_reproduce_predictions_bit_for_bit(tmp_path):

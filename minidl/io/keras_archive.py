@@ -35,7 +35,7 @@ import h5py
 
 from minidl.io import keras3_weights, keras_h5, keras_training
 from minidl.io.errors import WeightFileError
-from minidl.io.keras_config import BUILD_SLACK, from_config, keras3_config
+from minidl.io.keras_config import BUILD_SLACK, KERAS3, file_config, from_config
 from minidl.layers.base import Layer
 from minidl.utils import atomic_write
 
@@ -60,9 +60,9 @@ def is_archive(path):
 # --- writing -----------------------------------------------------------------------------
 def save_model(model, filepath):
     """Write ``model`` as a ``.keras`` archive that Keras 3 ``load_model`` reads."""
+    config = file_config(model, filepath, KERAS3)
     with atomic_write(filepath) as tmp, tempfile.TemporaryDirectory() as work:
         weights = os.path.join(work, WEIGHTS)
-        config = keras3_config(model)
         with h5py.File(weights, 'w') as f:
             keras3_weights.write_weights(f, model)
             if model.loss is not None:

@@ -5,12 +5,11 @@ Reading (:func:`from_config`) takes three spellings of an architecture: Keras 2'
 ``.keras`` archive) and the one older minidl files hold. They differ in how a layer is wrapped
 (Keras 3 adds ``module``, ``registered_name``, ``build_config``), how an input shape is spelled
 (``batch_input_shape``, ``batch_shape``), a dtype (a name or a ``DTypePolicy``), initializers and
-constraints (a name or ``{'class_name': ..., 'config': ...}``) and a functional graph's edges
-(Keras 2's ``[[['layer', 0, 0, {}]]]``, Keras 3's ``[{'args': [keras tensor], 'kwargs': {}}]``,
-older minidl's ``inbound: ['layer']``). Every layer of a config is translated before any is
-built, and whatever minidl cannot honour is collected, so one WeightFileError lists every
-unsupported layer class and argument (layer, class, argument) rather than a TypeError from the
-first constructor. What an argument means in Keras decides what happens to it:
+constraints (a name or ``{'class_name': ..., 'config': ...}``) and a functional graph's edges.
+Every layer of a config is translated before any is built, and whatever minidl cannot honour
+is collected, so one WeightFileError lists every unsupported layer class and argument (layer,
+class, argument) rather than a TypeError from the first constructor. What an argument means
+in Keras decides what happens to it:
 
 * arguments the minidl layer takes pass through (an activation must be one minidl has);
 * initializers the minidl layer does not take are dropped silently: they only pick starting
@@ -21,13 +20,28 @@ first constructor. What an argument means in Keras decides what happens to it:
 * arguments minidl supports in one value only (``data_format='channels_last'``, ``groups=1``,
   ``sparse=False``, ``ragged=False``, ``mask_zero=False``, ...) are accepted at that value;
 * BatchNormalization's ``axis`` must be the last axis, checked once the model is built;
-* anything else, and a layer called more than once (shared layers), is refused.
+* anything else is refused, and so is code: a ``Lambda``, tf-keras's ``TFOpLambda`` (an
+  operator applied to a Keras tensor), a Keras 3 operation (``keras.src.ops``).
 
-Writing (:func:`serialize`, and :func:`keras3_config` for ``.keras`` archives) spells a model
-as that Keras writes it, so tf-keras 2.x and Keras 3 ``load_model`` read minidl's files; the
-Keras 2 spelling is also what ``model.get_config()`` returns. minidl's layer class names are
-Keras's; its functional ``Model`` is written as Keras's ``Functional``.
+A functional model's graph: each layer lists its calls (``inbound_nodes``; a shared layer has
+several, a merge or a model of several inputs takes a list), each naming the tensors it takes
+as ``[layer, node, tensor]``: Keras 2's ``[[['a', 0, 0, {}], ['b', 0, 0, {}]]]``, Keras 3's
+``[{'args': [[keras tensor, keras tensor]], 'kwargs': {}}]`` (``[keras tensor]`` for one),
+older minidl's ``inbound: ['a', 'b']``. ``node`` counts the calls of that layer, except that
+Keras 2 numbers a nested model's calls from 1 (its node 0 is its own graph), and so does
+Keras 3 in ``input_layers``/``output_layers`` for a nested functional model; ``tensor`` picks
+one output of a model of several. The layers are made first, then called, round after round,
+wherever every tensor a call takes exists, as Keras does (a shared layer's later call may take
+a tensor of a layer listed after it).
+
+Writing (:func:`serialize`; :func:`file_config` for files, which refuses code first) spells a
+model as that Keras writes it, so tf-keras 2.x and Keras 3 ``load_model`` read minidl's files;
+the Keras 2 spelling is also what ``model.get_config()`` returns. minidl's layer class names
+are Keras's; its functional ``Model`` is written as Keras's ``Functional``; its layers come in
+Keras's order (:func:`minidl.models.graph_layers`), each one's calls in the order they were
+made, as Keras numbers them.
 """
+import collections
 import inspect
 import warnings
 
@@ -37,7 +51,7 @@ from minidl import constraints, initializers
 from minidl import layers as layers_module
 from minidl.functions.activation import ACTIVATIONS
 from minidl.io.errors import WeightFileError
-from minidl.layers.base import Layer, snake_case
+from minidl.layers.base import Layer, Operation, snake_case
 from minidl.layers.core import InputLayer
 from minidl.layers.merging import Merge
 from minidl.layers.normalization import BatchNormalization
@@ -57,6 +71,8 @@ _TRAINING_ONLY = ('kernel_regularizer', 'bias_regularizer', 'activity_regularize
 # Keras arguments that configure a feature refused unless off (renorm, LoRA): no effect.
 _UNUSED = ('renorm_clipping', 'renorm_momentum', 'lora_alpha')
 _MODELS = ('Sequential', 'Functional', 'Model')
+# Keras layers whose config holds code: a Lambda's function, a TensorFlow operation's name.
+_CODE = ('Lambda', 'TFOpLambda', 'SlicingOpLambda')
 
 
 def _layer_classes():
@@ -122,6 +138,10 @@ class _Translation:
         if not isinstance(config, dict):
             raise TypeError(f'the config of a {class_name} is not a dict')
         module, registered = spec.get('module') or 'keras', spec.get('registered_name') or ''
+        if class_name in _CODE or module.startswith(('keras.src.ops', 'keras.ops')):
+            self.problems.append(f'{config.get("name")} ({class_name}): code (a function), '
+                                 f'which minidl does not run from a file')
+            return None
         if not module.startswith('keras') or '>' in registered:
             self.problems.append(f'{config.get("name")} ({class_name}): a custom class '
                                  f'({registered or module})')
@@ -247,72 +267,176 @@ class _Translation:
         return build
 
     def functional(self, config):
+        """A function building the functional model of ``config``: every layer is made
+        first, then called once per call the config lists, in an order in which each call's
+        inputs exist (a shared layer's second call may take what a layer listed after it
+        makes), as Keras rebuilds a model."""
         from minidl.models import Model
-        entries, classes = [], {}
+        graph = _Graph(self, config['layers'])
+        builders = {}
         for spec in config['layers']:
-            name = spec.get('name') or spec['config']['name']
-            sources = self.sources(spec, name, classes)
-            classes[name] = spec['class_name']
-            entries.append((name, self.spec(spec, max(len(sources), 1)), sources))
+            name = _spec_name(spec)
+            calls = graph.calls[name]
+            builders[name] = self.spec(spec, max((len(refs) for refs, _ in calls), default=1))
+            if builders[name] is not None:
+                self.call_arguments(f'{name} ({spec["class_name"]})', _calls(spec))
+        inputs = graph.ends(config['input_layers'], 'input')
+        outputs = graph.ends(config['output_layers'], 'output')
+        order = graph.schedule()
 
         def build():
-            tensors = {}
-            for name, builder, sources in entries:
-                layer = builder()
-                given = [tensors[source] for source in sources]
-                if not given:
-                    tensors[name] = layer.output
-                else:
-                    tensors[name] = layer(given if len(given) > 1 else given[0])
-            model = Model([tensors[n] for n in _ends(config['input_layers'])],
-                          [tensors[n] for n in _ends(config['output_layers'])],
+            layers = {name: builder() for name, builder in builders.items()}
+            made = {(name, 0): [layer.output] for name, layer in layers.items()
+                    if isinstance(layer, InputLayer)}
+            for name, call, refs, packed in order:
+                given = [made[source, k][tensor] for source, k, tensor in refs]
+                out = layers[name](given if packed else given[0])
+                made[name, call] = out if isinstance(out, list) else [out]
+            model = Model([made[name, k][tensor] for name, k, tensor in inputs],
+                          [made[name, k][tensor] for name, k, tensor in outputs],
                           name=config['name'])
             return _frozen(model, config)
         return build
 
-    def sources(self, spec, name, known):
-        """The names of the layers whose outputs the layer of ``spec`` takes, from its one
-        call (Keras 2, Keras 3 or minidl spelling); an input layer has none. ``known`` maps
-        the layers before it to their classes."""
-        label = f'{name} ({spec["class_name"]})'
-        nodes = _nodes(spec)
-        if len(nodes) > 1:
-            self.problems.append(f'{label}: called {len(nodes)} times (shared layers are not '
-                                 f'supported)')
-        if not nodes and spec['class_name'] != 'InputLayer':
-            self.problems.append(f'{label}: takes no input in the graph')
-        refs, call_kwargs = nodes[0] if nodes else ([], {})
-        for key, value in call_kwargs.items():
-            if key == 'training':
-                if value is not None:
-                    self.dropped.append(f'{label} called with training={value!r}')
-            elif not (key == 'mask' and value is None):
-                self.problems.append(f'{label}: call argument {key}={_short(value)}')
-        for source, node, tensor in refs:
-            if source not in known or node != _call_node(known[source]) and node != 0 or \
-                    tensor != 0:
-                self.problems.append(f'{label}: takes output {node}, {tensor} of {source!r}, '
-                                     f'which no layer before it makes')
-        return [ref[0] for ref in refs]
+    def call_arguments(self, label, calls):
+        """Drop a call's ``training`` flag with a warning; refuse any other argument but an
+        empty mask."""
+        for _, _, kwargs in calls:
+            for key, value in kwargs.items():
+                if key == 'training':
+                    if value is not None:
+                        self.dropped.append(f'{label} called with training={value!r}')
+                elif not (key == 'mask' and value is None):
+                    self.problems.append(f'{label}: call argument {key}={_short(value)}')
 
 
-def _nodes(spec):
-    """``[(refs, call kwargs)]``, one per call of a functional config's layer, each ref
-    ``(layer name, node index, tensor index)``."""
+class _Graph:
+    """The calls of one functional config's layers, with their references to the tensors
+    they take resolved to ``(layer name, call, tensor)``: ``call`` counts that layer's calls
+    from 0, whatever the spelling. What does not resolve is a problem of ``translation``."""
+
+    def __init__(self, translation, specs):
+        self.problems = translation.problems
+        self.spelling = _spelling(specs)
+        self.classes = {_spec_name(spec): spec['class_name'] for spec in specs}
+        self.outputs = {_spec_name(spec): _output_count(spec) for spec in specs}
+        self.calls = {}  # layer name -> [(refs as spelled, packed)]
+        for spec in specs:
+            name, calls = _spec_name(spec), [(refs, packed) for refs, packed, _ in _calls(spec)]
+            if spec['class_name'] != 'InputLayer' and not (calls and all(r for r, _ in calls)):
+                self.problems.append(f'{name} ({spec["class_name"]}): takes no input in the '
+                                     f'graph')
+            self.calls[name] = calls
+
+    def ref(self, label, ref, end=False):
+        """``(layer, call, tensor)`` of a reference ``[layer, node, tensor]`` (``end``: one
+        of ``input_layers``/``output_layers``), None and a problem where the model has no
+        such tensor."""
+        source, node, tensor = ref
+        if source in self.classes:
+            call = node - _first_call(self.classes[source], self.spelling, end)
+            calls = max(len(self.calls[source]), 1)  # an InputLayer's tensor counts as call 0
+            if 0 <= call < calls and 0 <= tensor < self.outputs[source]:
+                return source, call, tensor
+        self.problems.append(f'{label}: takes output [{node}][{tensor}] of {source!r}, which '
+                             f'no layer of the model makes')
+        return None
+
+    def ends(self, value, kind):
+        """The tensors ``input_layers`` or ``output_layers`` (``kind``) names; inputs must be
+        InputLayers'."""
+        refs = [self.ref(f"the model's {kind} {ref[0]!r}", ref, end=True)
+                for ref in _end_refs(value)]
+        for ref in refs:
+            if kind == 'input' and ref and self.classes[ref[0]] != 'InputLayer':
+                self.problems.append(f"the model's input {ref[0]!r} is a "
+                                     f"{self.classes[ref[0]]}, not an InputLayer")
+        return refs
+
+    def schedule(self):
+        """``[(layer name, call, refs, packed)]`` in an order that makes every call's inputs
+        before it: Keras's, the layers in turn, each one's calls in order, round after round
+        until all are made. A call that can never be made (a cycle) is a problem."""
+        known = len(self.problems)
+        pending = {name: [([self.ref(f'{name} ({self.classes[name]})', ref) for ref in refs],
+                           packed) for refs, packed in calls]
+                   for name, calls in self.calls.items()}
+        if len(self.problems) > known:
+            return []
+        made = {(name, 0) for name, kind in self.classes.items() if kind == 'InputLayer'}
+        order, progress = [], True
+        while progress:
+            progress = False
+            for name, calls in pending.items():
+                while calls and all(ref[:2] in made for ref in calls[0][0]):
+                    call = len(self.calls[name]) - len(calls)
+                    refs, packed = calls.pop(0)
+                    order.append((name, call, refs, packed))
+                    made.add((name, call))
+                    progress = True
+        for name, calls in pending.items():
+            if calls:
+                self.problems.append(f'{name} ({self.classes[name]}): call '
+                                     f'{len(self.calls[name]) - len(calls)} waits on inputs '
+                                     f'no other call can make first (the graph has a cycle)')
+        return order
+
+
+def _spelling(specs):
+    """Which config a functional model's layers come from: 'minidl' (older minidl's
+    ``inbound`` names), 'keras3' (calls as ``{'args': ..., 'kwargs': ...}``) or 'keras2'."""
+    if any('inbound' in spec for spec in specs):
+        return 'minidl'
+    nodes = [node for spec in specs for node in spec.get('inbound_nodes') or ()]
+    return 'keras3' if any(isinstance(node, dict) for node in nodes) else 'keras2'
+
+
+def _first_call(class_name, spelling, end=False):
+    """The node index a config gives a layer's first call. Keras 2 counts a nested model's
+    own graph as its node 0; Keras 3 does so for a nested functional model in
+    ``input_layers``/``output_layers`` only (``end``); older minidl names layers alone."""
+    if spelling == 'keras2':
+        return int(class_name in _MODELS)
+    return int(spelling == 'keras3' and end and class_name in ('Functional', 'Model'))
+
+
+def _spec_name(spec):
+    return spec.get('name') or spec['config']['name']
+
+
+def _output_count(spec):
+    """How many tensors one call of the layer of ``spec`` gives: a nested functional
+    model's outputs, one for any other layer."""
+    if spec['class_name'] in ('Functional', 'Model'):
+        return len(_end_refs(spec['config']['output_layers']))
+    return 1
+
+
+def _calls(spec):
+    """``[(refs, packed, call kwargs)]``, one per call of a functional config's layer, each
+    ref ``[layer name, node index, tensor index]`` as spelled; ``packed`` when the layer is
+    called on a list (a merge, a model of several inputs)."""
     if 'inbound' in spec:  # older minidl: the names of the layers it takes
-        return [([(name, 0, 0) for name in spec['inbound']], {})] if spec['inbound'] else []
-    nodes = []
+        names = spec['inbound']
+        return [([(name, 0, 0) for name in names], len(names) > 1, {})] if names else []
+    calls = []
     for node in spec.get('inbound_nodes') or []:
         if isinstance(node, dict):  # Keras 3 calls layers with the model's own training flag
-            refs = [tuple(t['config']['keras_history']) for t in _keras_tensors(node['args'])]
+            args = node.get('args') or []
             kwargs = {k: v for k, v in (node.get('kwargs') or {}).items() if k != 'training'}
-            nodes.append((refs, kwargs))
-        else:  # Keras 2: [[name, node, tensor, kwargs], ...]
+            packed = len(args) == 1 and isinstance(args[0], (list, tuple))
+            tensors = _keras_tensors(args)
+            if len(tensors) != len(args[0] if packed else args) or len(args) != 1:
+                kwargs['args'] = args  # not one tensor or one list of them: refused
+            refs = [tuple(t['config']['keras_history']) for t in tensors]
+            calls.append((refs, packed, kwargs))
+        else:  # Keras 2: [[name, node, tensor, kwargs], ...], or one such ref alone
+            node = [node] if node and isinstance(node[0], str) else node
             kwargs = {}
             for ref in node:
                 kwargs.update(ref[3] if len(ref) > 3 else {})
-            nodes.append(([tuple(ref[:3]) for ref in node], kwargs))
-    return nodes
+            calls.append(([tuple(ref[:3]) for ref in node], len(node) > 1, kwargs))
+    return calls
 
 
 def _by_name(initializer):
@@ -327,12 +451,6 @@ def _by_name(initializer):
     return name if same else initializer
 
 
-def _call_node(class_name):
-    """The node index of a layer's first call in a functional graph: Keras 2 counts a
-    nested model's own graph as its node 0."""
-    return 1 if class_name in _MODELS else 0
-
-
 def _keras_tensors(args):
     """The Keras 3 ``__keras_tensor__`` records in a node's (nested) arguments."""
     found, stack = [], [args]
@@ -345,12 +463,12 @@ def _keras_tensors(args):
     return found
 
 
-def _ends(value):
-    """The layer names of ``input_layers``/``output_layers``: Keras 2's ``[[name, 0, 0]]``,
-    Keras 3's ``[name, 0, 0]`` for one, minidl's ``[name]``."""
+def _end_refs(value):
+    """The ``(layer name, node, tensor)`` of ``input_layers``/``output_layers``: Keras 2's
+    ``[[name, 0, 0], ...]``, Keras 3's ``[name, 0, 0]`` for one, older minidl's names."""
     if len(value) == 3 and isinstance(value[0], str) and not isinstance(value[1], str):
-        return [value[0]]
-    return [end if isinstance(end, str) else end[0] for end in value]
+        value = [value]
+    return [(end, 0, 0) if isinstance(end, str) else tuple(end) for end in value]
 
 
 def _frozen(model, config):
@@ -369,6 +487,8 @@ def _short(value):
 # --- writing -----------------------------------------------------------------------------
 class _Keras2:
     """How tf-keras 2.x spells a config (``model_config`` of ``model.save('x.h5')``)."""
+
+    spelling = 'keras2'
 
     def wrap(self, module, class_name, config, registered_name=None):
         return {'class_name': class_name, 'config': config}
@@ -393,15 +513,24 @@ class _Keras2:
     def built(self, spec, layer):
         return spec
 
-    def node(self, inputs):
-        return [[[x.layer.name, _call_node(class_name(x.layer)), 0, {}] for x in inputs]]
+    def ref(self, x, calls, end=False):
+        """``[layer name, node index, tensor index]`` of the symbolic tensor ``x``, whose
+        call is the layer's ``calls[id(x.node)]``-th in the model (an input's: 0)."""
+        first = _first_call(class_name(x.layer), self.spelling, end)
+        return [x.layer.name, calls.get(id(x.node), 0) + first, x.index]
 
-    def ends(self, tensors):
-        return [[t.layer.name, 0, 0] for t in tensors]
+    def node(self, node, calls):
+        """One call, ``[[layer, node, tensor, {}], ...]``: the tensors it takes."""
+        return [self.ref(x, calls) + [{}] for x in node.inputs]
+
+    def ends(self, tensors, calls):
+        return [self.ref(x, calls, end=True) for x in tensors]
 
 
 class _Keras3(_Keras2):
     """How Keras 3 spells a config (``config.json`` of a ``.keras`` archive)."""
+
+    spelling = 'keras3'
 
     def wrap(self, module, class_name, config, registered_name=None):
         return {'module': module, 'class_name': class_name, 'config': config,
@@ -430,13 +559,16 @@ class _Keras3(_Keras2):
             spec['build_config'] = {'input_shape': list(layer.input_shape)}
         return spec
 
-    def node(self, inputs):
-        return [{'args': [self.wrap(None, '__keras_tensor__', {
-            'shape': list(x.shape), 'dtype': 'float32',
-            'keras_history': [x.layer.name, 0, 0]}) for x in inputs], 'kwargs': {}}]
+    def node(self, node, calls):
+        """One call, ``{'args': [tensor], 'kwargs': {}}``, or ``[[tensor, ...]]`` for a call
+        on a list, each tensor a ``__keras_tensor__`` naming where it comes from."""
+        tensors = [self.wrap(None, '__keras_tensor__', {
+            'shape': list(x.shape), 'dtype': x.dtype.name,
+            'keras_history': self.ref(x, calls)}) for x in node.inputs]
+        return {'args': [tensors] if node.packed else tensors, 'kwargs': {}}
 
-    def ends(self, tensors):
-        ends = super().ends(tensors)
+    def ends(self, tensors, calls):
+        ends = super().ends(tensors, calls)
         return ends[0] if len(ends) == 1 else ends
 
 
@@ -465,11 +597,6 @@ def serialize(layer, dialect=KERAS2):
     else:
         spec = dialect.wrap('keras.layers', name, _layer_config(layer, dialect))
     return dialect.built(spec, layer)
-
-
-def keras3_config(model):
-    """The ``config.json`` of a ``.keras`` archive holding ``model``."""
-    return serialize(model, KERAS3)
 
 
 def _layer_config(layer, dialect):
@@ -507,14 +634,44 @@ def sequential_config(model, dialect=KERAS2):
 
 
 def functional_config(model, dialect=KERAS2):
-    """A functional model's layers in graph order, each with the call that feeds it."""
-    inputs = {id(node.layer): node.inputs for node in model._nodes}
+    """A functional model's layers in its order, each with its calls in the model (a shared
+    layer has several, in the order they were made), and the tensors that are its inputs
+    and outputs."""
+    from minidl.models import call_indices
+    calls = call_indices(model._nodes)
+    nodes = collections.defaultdict(list)
+    for node in sorted(model._nodes, key=lambda node: node.serial):
+        nodes[id(node.layer)].append(node)
     layers = []
     for layer in model.layers:
         spec = serialize(layer, dialect)
         spec['name'] = layer.name
-        spec['inbound_nodes'] = dialect.node(inputs[id(layer)]) if id(layer) in inputs else []
+        spec['inbound_nodes'] = [dialect.node(node, calls) for node in nodes[id(layer)]]
         layers.append(spec)
     return {'name': model.name, 'trainable': model.trainable, 'layers': layers,
-            'input_layers': dialect.ends(model.inputs),
-            'output_layers': dialect.ends(model.outputs)}
+            'input_layers': dialect.ends(model.inputs, calls),
+            'output_layers': dialect.ends(model.outputs, calls)}
+
+
+def file_config(model, path, dialect=KERAS2):
+    """``serialize(model, dialect)`` for the file ``path``. A model holding code (a Lambda,
+    an operator applied to symbolic tensors) cannot be written: one ValueError names the file
+    and every such layer, nested models' included."""
+    code = _code_layers(model)
+    if code:
+        raise ValueError(f'{path}: {model.name} cannot be saved with its architecture: '
+                         f'{", ".join(code)} compute with code (a function), which a config '
+                         f'cannot hold. Save the weights (save_weights) and rebuild the model '
+                         f'in code to load them')
+    return serialize(model, dialect)
+
+
+def _code_layers(model):
+    """``name (class)`` of each layer under ``model`` that is a function (an Operation)."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, Operation):
+            found.append(f'{layer.name} ({type(layer).__name__})')
+        elif hasattr(layer, 'layers'):
+            found += _code_layers(layer)
+    return found

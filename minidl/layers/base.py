@@ -8,6 +8,7 @@ computes no values: it records the layer in a graph for the functional ``Model``
 import collections
 import contextlib
 import contextvars
+import itertools
 import math
 import operator
 import re
@@ -19,6 +20,7 @@ from minidl.autograd import Tensor, as_array
 from minidl.backends import to_device
 
 _name_counts = collections.Counter()
+_node_serials = itertools.count()  # the order layer calls were made in (Keras's node order)
 
 
 def unique_name(base, zero_based=True):
@@ -44,11 +46,13 @@ def format_shape(shape):
 
 class Node:
     """One call of a layer in a functional graph: the layer, the symbolic tensors it was called
-    on (``packed``: given as a list, as merge layers take them) and the tensors it made."""
+    on (``packed``: given as a list, as merge layers take them) and the tensors it made;
+    ``serial`` orders the calls as they were made."""
 
     def __init__(self, layer, inputs=(), packed=False):
         self.layer, self.inputs, self.packed = layer, tuple(inputs), packed
         self.outputs = []
+        self.serial = next(_node_serials)
 
     def arguments(self, values):
         """What the layer is called with, given the values of ``inputs``."""

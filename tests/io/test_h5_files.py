@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import minidl
-from minidl import layers, models, optimizers, saving
-from minidl.io import WeightFileError
+from minidl import layers, models, optimizers
+from minidl.io import WeightFileError, keras_config
 
 ROOT = Path(__file__).parents[2]
 
@@ -132,7 +132,7 @@ def write_variable_length(path, model, libver='earliest'):
     """``model`` saved as older minidl versions did, every name and the config a
     variable-length string in a global heap (h5py's default for str)."""
     with h5py.File(path, 'w', libver=libver) as f:
-        f.attrs['model_config'] = json.dumps(saving.serialize(model))
+        f.attrs['model_config'] = json.dumps(keras_config.serialize(model))
         group = f.create_group('model_weights')
         group.attrs['layer_names'] = [layer.name for layer in model.layers]
         for layer in model.layers:
@@ -169,7 +169,7 @@ def test_a_variable_length_string_declaring_gigabytes_is_refused_unread(tmp_path
     write_variable_length(path, model, libver)
     assert same_weights(models.load_model(path).get_weights(), model.get_weights())
     data = bytearray(path.read_bytes())
-    config = json.dumps(saving.serialize(model)).encode()
+    config = json.dumps(keras_config.serialize(model)).encode()
     reference = struct.pack('<IQ', len(config), heap_object_offsets(bytes(data))[0] - 16)
     assert bytes(data).count(reference) == 1
     at = bytes(data).find(reference)

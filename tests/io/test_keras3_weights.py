@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import types
 import warnings
 from pathlib import Path
 
@@ -21,11 +22,14 @@ import minidl
 import mutation
 from minidl import layers as L
 from minidl import models, optimizers, saving
-from minidl.io import WeightFileError, keras3_weights, keras_h5, keras_training
+from minidl.io import WeightFileError, keras3_weights, keras_config, keras_h5, keras_training
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / 'fixtures'
-MODELS = ('convnet', 'batchnorm', 'embedding', 'nested')
+MINIDL = types.SimpleNamespace(layers=L, Input=L.Input, Model=models.Model)
+MODELS = ('convnet', 'batchnorm', 'embedding', 'nested', 'branches')
+sys.path.insert(0, str(FIXTURES))
+from make_keras_models import branches  # noqa: E402
 
 
 def minidl_models():
@@ -48,7 +52,7 @@ def minidl_models():
     h = inner(L.Flatten()(L.Conv2D(3, 3, name='conv')(x)))
     nested = models.Model(x, L.Dense(2, name='out')(h), name='nested')
     return {'convnet': convnet, 'batchnorm': batchnorm, 'embedding': embedding,
-            'nested': nested}
+            'nested': nested, 'branches': branches(MINIDL)}
 
 
 def seeded(model, seed):
@@ -203,7 +207,7 @@ def new_head(units, name):
     return models.Sequential([L.Input((8, 8, 3))] + body + [L.Dense(units, name=name)])
 
 
-@pytest.mark.parametrize('name', ['convnet', 'nested'])
+@pytest.mark.parametrize('name', ['convnet', 'nested', 'branches'])
 def test_tf_keras_weight_files_load_by_position(tmp_path, name):
     model = minidl_models()[name]
     model.load_weights(fixture(f'tfk_{name}.h5', tmp_path))
@@ -274,7 +278,7 @@ def tf_keras_model_file(tmp_path, optimizer, writer='tfk'):
     ``minidl.io.keras_config``'s part)."""
     path = fixture(f'{writer}_convnet_{optimizer}.h5', tmp_path)
     with h5py.File(path, 'r+') as f:
-        f.attrs['model_config'] = json.dumps(saving.serialize(minidl_models()['convnet']))
+        f.attrs['model_config'] = json.dumps(keras_config.serialize(minidl_models()['convnet']))
     return path
 
 

@@ -1,6 +1,7 @@
 """The config translator: Keras 2, Keras 3 and minidl spellings in, Keras's spellings out; what
 minidl cannot honour is listed in one WeightFileError, what only shapes training is dropped."""
 import json
+import re
 import warnings
 
 import h5py
@@ -174,22 +175,90 @@ def test_a_merge_layer_is_built_on_every_input_it_is_given():
         build(spec)
 
 
-def test_keras2_nodes_shared_layers_and_dangling_inputs_are_checked():
-    config = {'name': 'fun', 'layers': [
-        dict(keras2_input('in', (3,)), name='in', inbound_nodes=[]),
-        dict(keras2_dense('a', 3), name='a', inbound_nodes=[[['in', 0, 0, {}]],
-                                                             [['in', 0, 0, {}]]]),
-        dict(keras2_dense('b', 2), name='b', inbound_nodes=[[['ghost', 0, 0, {}]]])],
-        'input_layers': [['in', 0, 0]], 'output_layers': [['b', 0, 0]]}
+def keras2_functional(layers, inputs, outputs):
+    """A Keras 2 functional config: ``layers`` are ``(spec, inbound_nodes)``."""
+    return {'class_name': 'Functional', 'config': {
+        'name': 'fun', 'layers': [dict(spec, name=spec['config']['name'], inbound_nodes=nodes)
+                                  for spec, nodes in layers],
+        'input_layers': inputs, 'output_layers': outputs}}
+
+
+def test_a_shared_layer_called_again_on_a_layer_listed_after_it_is_built_as_keras_does():
+    spec = keras2_functional([
+        (keras2_input('in', (3,)), []),
+        (keras2_dense('shared', 3), [[['in', 0, 0, {}]], [['back', 0, 0, {}]]]),
+        (keras2_dense('back', 3), [[['shared', 0, 0, {}]]]),
+        ({'class_name': 'Add', 'config': {'name': 'sum', 'trainable': True, 'dtype': 'float32'}},
+         [[['shared', 0, 0, {}], ['shared', 1, 0, {}]]])], [['in', 0, 0]], [['sum', 0, 0]])
+    model = build(spec)
+    shared, back = model.get_layer('shared'), model.get_layer('back')
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    first = shared(x)
+    np.testing.assert_allclose(model.predict(x), (first + shared(back(first))).numpy(),
+                               rtol=1e-6)
+    assert serialize(model)['config']['layers'][1]['inbound_nodes'] == \
+        spec['config']['layers'][1]['inbound_nodes']
+
+
+def test_references_to_tensors_no_call_makes_and_cycles_are_listed_in_one_error():
+    spec = keras2_functional([
+        (keras2_input('in', (3,)), []),
+        (keras2_dense('a', 3), [[['in', 0, 0, {}]], [['in', 1, 0, {}]]]),
+        (keras2_dense('b', 3), [[['ghost', 0, 0, {}]]]),
+        (keras2_dense('c', 3), [[['a', 2, 0, {}]], [['a', 0, 1, {}]]]),
+        (keras2_dense('d', 3), [])], [['in', 0, 0]], [['b', 0, 0], ['a', 0, 0]])
     with pytest.raises(WeightFileError) as caught:
-        build({'class_name': 'Functional', 'config': config})
-    assert 'a (Dense): called 2 times (shared layers are not supported)' in str(caught.value)
-    assert "b (Dense): takes output 0, 0 of 'ghost', which no layer before it" in \
-        str(caught.value)
-    config['layers'][1]['inbound_nodes'].pop()
-    config['layers'][2]['inbound_nodes'] = [[['a', 0, 0, {'training': True}]]]
+        build(spec)
+    for problem in ("a (Dense): takes output [1][0] of 'in', which no layer of the model "
+                    "makes", "b (Dense): takes output [0][0] of 'ghost'",
+                    "c (Dense): takes output [2][0] of 'a'", "c (Dense): takes output [0][1] "
+                    "of 'a'", 'd (Dense): takes no input in the graph'):
+        assert problem in str(caught.value)
+    cycle = keras2_functional([
+        (keras2_input('in', (3,)), []), (keras2_dense('a', 3), [[['b', 0, 0, {}]]]),
+        (keras2_dense('b', 3), [[['a', 0, 0, {}]]])], [['in', 0, 0]], [['b', 0, 0]])
+    with pytest.raises(WeightFileError, match=r'a \(Dense\): call 0 waits on inputs no other '
+                                              r'call can make first \(the graph has a cycle\)'):
+        build(cycle)
+
+
+def test_call_arguments_other_than_an_empty_mask_are_refused_and_training_is_dropped():
+    spec = keras2_functional([
+        (keras2_input('in', (3,)), []), (keras2_dense('a', 3), [[['in', 0, 0, {'scale': 2}]]]),
+        (keras2_dense('b', 2), [[['a', 0, 0, {'training': True}]]])],
+        [['in', 0, 0]], [['b', 0, 0]])
+    with pytest.raises(WeightFileError, match=r'a \(Dense\): call argument scale=2'):
+        build(spec)
+    spec['config']['layers'][1]['inbound_nodes'] = [[['in', 0, 0, {'mask': None}]]]
     with pytest.warns(UserWarning, match=r'b \(Dense\) called with training=True'):
-        assert build({'class_name': 'Functional', 'config': config}).output_shape == (None, 2)
+        assert build(spec).output_shape == (None, 2)
+
+
+def test_code_in_a_keras_file_is_refused_by_name():
+    """tf-keras's Lambda and TFOpLambda (``x * 2`` on a Keras tensor, whose one call is a
+    lone reference with the other operand as a keyword) and Keras 3's operation."""
+    lam = {'class_name': 'Lambda', 'config': {'name': 'lam', 'function': ['4wEAAA', None, None],
+                                              'function_type': 'lambda'}}
+    op = {'class_name': 'TFOpLambda', 'config': {'name': 'tf.math.multiply',
+                                                 'function': 'math.multiply'}}
+    spec = keras2_functional([(keras2_input('in', (3,)), []), (lam, [[['in', 0, 0, {}]]]),
+                              (op, [['lam', 0, 0, {'y': 2, 'name': None}]]),
+                              (keras2_dense('d', 2), [[['tf.math.multiply', 0, 0, {}]]])],
+                             [['in', 0, 0]], [['d', 0, 0]])
+    with pytest.raises(WeightFileError) as caught:
+        build(spec)
+    assert str(caught.value).endswith(
+        'lam (Lambda): code (a function), which minidl does not run from a file\n'
+        '  tf.math.multiply (TFOpLambda): code (a function), which minidl does not run from '
+        'a file')
+    multiply = {'module': 'keras.src.ops.numpy', 'class_name': 'Multiply',
+                'registered_name': 'Multiply', 'config': {'name': 'multiply'}}
+    spec = keras3_functional((keras3_input('in', (3,)), []), (multiply, ['in']),
+                             (keras3_dense('b', 2), ['multiply']))
+    spec['config']['layers'][1]['inbound_nodes'][0]['args'].append(2)
+    with pytest.raises(WeightFileError, match=r'uses what minidl does not support:\n  multiply '
+                                              r'\(Multiply\): code \(a function\)[^\n]*$'):
+        build(spec)
 
 
 @pytest.mark.parametrize('axis, refused', [(-1, False), ([3], False), (3, False), (1, True)])
@@ -285,3 +354,69 @@ def test_a_sequential_declares_its_input_where_the_model_did():
     for model in (declared, on_layer):
         assert build(serialize(model)).get_layer('d').get_config() == \
             model.get_layer('d').get_config()
+
+
+def graph_model():
+    """Two inputs; a Dense shared by three calls (the last on a layer made after it); a
+    model of two outputs called twice; every merge; three outputs."""
+    x, y = layers.Input((6,), name='x'), layers.Input((6,), name='y')
+    shared = layers.Dense(4, name='shared')
+    a, b = shared(x), shared(y)
+    c = shared(layers.Dense(6, name='back')(a))
+    ix = layers.Input((4,), name='ix')
+    inner = models.Model(ix, [layers.Dense(2, name='i1')(ix), layers.Dense(3, name='i2')(ix)],
+                         name='inner')
+    p, q = inner(layers.Add(name='add')([a, b, c]))
+    r, _ = inner(layers.Subtract(name='sub')([a, b]))
+    merged = [layers.Multiply(name='mul')([a, b]), layers.Average(name='avg')([a, c]),
+              layers.Maximum(name='max')([a, b]), layers.Minimum(name='min')([b, c]),
+              layers.Dot(1, normalize=True, name='cos')([a, b]), p, r]
+    return models.Model([x, y], [q, layers.Concatenate(name='cat')(merged),
+                                 layers.Dot((1, 1), name='dot')([a, c])], name='graph')
+
+
+def test_shared_layers_and_nested_outputs_are_numbered_as_each_keras_numbers_them():
+    model = graph_model()
+    keras2 = {spec['name']: spec for spec in serialize(model)['config']['layers']}
+    assert keras2['shared']['inbound_nodes'] == [[['x', 0, 0, {}]], [['y', 0, 0, {}]],
+                                                 [['back', 0, 0, {}]]]
+    assert keras2['add']['inbound_nodes'] == [[['shared', 0, 0, {}], ['shared', 1, 0, {}],
+                                               ['shared', 2, 0, {}]]]
+    assert keras2['cat']['inbound_nodes'][0][-2:] == [['inner', 1, 0, {}], ['inner', 2, 0, {}]]
+    assert serialize(model)['config']['output_layers'] == [['inner', 1, 1], ['cat', 0, 0],
+                                                           ['dot', 0, 0]]
+    keras3 = serialize(model, KERAS3)['config']
+    cat = keras3['layers'][[spec['name'] for spec in keras3['layers']].index('cat')]
+    assert [t['config']['keras_history'] for t in cat['inbound_nodes'][0]['args'][0][-2:]] == \
+        [['inner', 0, 0], ['inner', 1, 0]]  # Keras 3 counts a model's calls from 0 ...
+    assert keras3['output_layers'][0] == ['inner', 1, 1]  # ... but its outputs from 1
+    assert keras3['input_layers'] == [['x', 0, 0], ['y', 0, 0]]
+
+
+@pytest.mark.parametrize('dialect', [KERAS2, KERAS3], ids=['keras2', 'keras3'])
+def test_a_graph_with_shared_layers_and_merges_reads_back_computing_the_same(dialect):
+    model = graph_model()
+    rebuilt = build(json.loads(json.dumps(serialize(model, dialect))))
+    assert serialize(rebuilt, dialect) == serialize(model, dialect)
+    rebuilt.set_weights(model.get_weights())
+    xs = [np.random.default_rng(k).normal(size=(2, 6)).astype(np.float32) for k in (0, 1)]
+    for got, want in zip(rebuilt(xs), model(xs)):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+@pytest.mark.parametrize('suffix', ['.h5', '.keras'])
+def test_a_model_holding_code_cannot_be_saved_and_says_which_layers(tmp_path, suffix):
+    x = layers.Input((3,), name='x')
+    inner = models.Model(x, layers.Lambda(lambda t: t * 3, name='triple')(x), name='inner')
+    y = layers.Input((3,), name='y')
+    model = models.Model(y, layers.Dense(2, name='d')(inner(y) * 2), name='coded')
+    path = tmp_path / f'm{suffix}'
+    with pytest.raises(ValueError) as caught:
+        model.save(path)
+    assert re.fullmatch(
+        rf'{re.escape(str(path))}: coded cannot be saved with its architecture: triple '
+        rf'\(Lambda\), mul(_\d+)? \(Operation\) compute with code \(a function\), which a '
+        rf'config cannot hold. Save the weights \(save_weights\) and rebuild the model in code '
+        rf'to load them', str(caught.value))
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    assert list(tmp_path.iterdir()) == []

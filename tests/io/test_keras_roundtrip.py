@@ -4,8 +4,10 @@ The fixture half runs everywhere: files that tf-keras 2.21 and Keras 3.15 wrote 
 minidl wrote before configs were spelled as Keras's), made by ``fixtures/make_keras_models.py``,
 load with their layers' names and order and predict what the library predicted. The live half
 (marked ``interop``) runs where tf-keras or Keras 3 is importable and checks both directions
-against the library itself: Keras writes -> minidl reads, minidl writes -> Keras reads.
-Predictions agree when ``max |a - b| <= 1e-5 * max |b|``.
+against the library itself: Keras writes -> minidl reads, minidl writes -> Keras reads, for
+those models and for a graph of shared layers and a nested model of two outputs (the weight
+files of the branched model cross live in ``test_keras_weights_roundtrip.py``). Run with
+``-s`` to see each difference. Predictions agree when ``max |a - b| <= 1e-5 * max |b|``.
 """
 import gzip
 import os
@@ -50,9 +52,12 @@ def unpacked(tmp_path, name):
     return path
 
 
-@pytest.mark.parametrize('name', NAMES)
-@pytest.mark.parametrize('prefix, suffix', [('k2', '.h5'), ('k3', '.keras'),
-                                            ('minidl_835fae9', '.h5')])
+WRITERS = [('k2', '.h5'), ('k3', '.keras'), ('minidl_835fae9', '.h5')]
+
+
+@pytest.mark.parametrize('prefix, suffix, name', [
+    (prefix, suffix, name) for prefix, suffix in WRITERS for name in NAMES
+    if not (prefix.startswith('minidl') and name == 'branches')])  # that minidl had no merges
 def test_files_keras_and_older_minidl_wrote_load_and_predict_alike(tmp_path, prefix, suffix,
                                                                    name):
     with warnings.catch_warnings():
@@ -130,3 +135,49 @@ def test_tf_keras_builds_minidls_nested_model_config(tmp_path, name):
     difference = relative_difference(loaded.predict(x, verbose=0), model.predict(x))
     report('minidl -> tf_keras', '.h5 cfg', name, difference)
     assert difference <= TOLERANCE
+
+
+def graph(keras):
+    """Two inputs; a Dense shared by three calls (the last on a layer listed after it); a
+    model of two outputs called twice; merges; three outputs: the node and tensor indices
+    that each Keras spells its own way."""
+    L = keras.layers
+    x, y = keras.Input((6,), name='x'), keras.Input((6,), name='y')
+    shared = L.Dense(4, name='shared')
+    a, b = shared(x), shared(y)
+    c = shared(L.Dense(6, name='back')(a))
+    ix = keras.Input((4,), name='ix')
+    inner = keras.Model(ix, [L.Dense(2, name='i1')(ix), L.Dense(3, name='i2')(ix)],
+                        name='inner')
+    p, q = inner(L.Add(name='add')([a, b, c]))
+    r, _ = inner(L.Subtract(name='sub')([a, b]))
+    merged = L.Concatenate(name='cat')([p, r, L.Multiply(name='mul')([a, c]),
+                                        L.Dot(1, normalize=True, name='cos')([a, b])])
+    return keras.Model([x, y], [q, merged, L.Maximum(name='max')([b, c])], name='graph')
+
+
+def graph_outputs(model, xs):
+    """A two-input model's outputs, from Keras's ``predict`` or a minidl call."""
+    if isinstance(model, models.Model):
+        return [y.numpy() for y in model(xs)]
+    return model.predict(xs, verbose=0)
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize('library, suffix', LIBRARIES)
+def test_shared_layers_and_nested_outputs_cross_both_ways(tmp_path, library, suffix):
+    keras = keras_or_skip(library)
+    rng = np.random.default_rng(1)
+    xs = [rng.normal(size=(3, 6)).astype('float32') for _ in range(2)]
+    for direction, writer, reader in [(f'{library} -> minidl', keras, models),
+                                      (f'minidl -> {library}', MINIDL, keras.models)]:
+        model = graph(writer)
+        model.set_weights([rng.normal(size=w.shape).astype('float32')
+                           for w in model.get_weights()])
+        model.save(tmp_path / f'{writer is MINIDL}{suffix}')
+        loaded = reader.load_model(tmp_path / f'{writer is MINIDL}{suffix}')
+        assert layer_names(loaded) == layer_names(model)
+        difference = max(relative_difference(got, want) for got, want in
+                         zip(graph_outputs(loaded, xs), graph_outputs(model, xs)))
+        report(direction, suffix, 'shared + nested', difference)
+        assert difference <= TOLERANCE

@@ -1,10 +1,11 @@
 """summary() prints exactly the parameter totals Keras prints for the lessons' models."""
+import itertools
 import re
 
 import mnist_convnet
 import pytest
 
-from minidl import layers, models
+from minidl import layers, models, summary
 from minidl.applications import VGG16
 
 
@@ -120,3 +121,129 @@ def test_fine_tuning_block5_only():
         layer.trainable = trainable
     assert len(model.trainable_weights) == 10
     assert sum(w.size for w in model.trainable_weights) == 3 * 2_359_808 + 2_097_665
+
+
+# --- functional models: Keras 2's "Connected to" ----------------------------------------
+KERAS_INCEPTION = """\
+ x_input (InputLayer)        [(None, 28, 28, 256)]        0         []
+
+ tower2_1x1 (Conv2D)         (None, 28, 28, 64)           16448     ['x_input[0][0]']
+
+ tower3_1x1 (Conv2D)         (None, 28, 28, 64)           16448     ['x_input[0][0]']
+
+ tower4_pool (MaxPooling2D)  (None, 28, 28, 256)          0         ['x_input[0][0]']
+
+ tower1 (Conv2D)             (None, 28, 28, 64)           16448     ['x_input[0][0]']
+
+ tower2_3x3 (Conv2D)         (None, 28, 28, 64)           36928     ['tower2_1x1[0][0]']
+
+ tower3_5x5 (Conv2D)         (None, 28, 28, 64)           102464    ['tower3_1x1[0][0]']
+
+ tower4_1x1 (Conv2D)         (None, 28, 28, 64)           16448     ['tower4_pool[0][0]']
+
+ towers (Concatenate)        (None, 28, 28, 256)          0         ['tower1[0][0]',
+                                                                     'tower2_3x3[0][0]',
+                                                                     'tower3_5x5[0][0]',
+                                                                     'tower4_1x1[0][0]']
+"""  # the rows of tf-keras 2.21's summary of inception_block(), columns at 0, 29, 58, 68
+
+KERAS_SHARED = """\
+ b (InputLayer)              [(None, None, 6)]            0         []
+
+ a_very_long_input_name_ind  [(None, 6)]                  0         []
+ eed_for_wrapping (InputLay
+ er)
+
+ shared (Dense)              multiple                     28        ['b[0][0]',
+                                                                     'a_very_long_input_name_indee
+                                                                    d_for_wrapping[0][0]']
+
+ inner (Functional)          [(None, 2),                  25        ['shared[1][0]']
+                              (None, 3)]
+
+ cat (Concatenate)           (None, 5)                    0         ['inner[0][0]',
+                                                                     'inner[0][1]']
+"""  # tf-keras 2.21's, of shared_model()
+
+
+def inception_block():
+    """Seed 003's Inception module: four towers on a 28x28x256 input, joined by concatenate."""
+    x_input = layers.Input(shape=(28, 28, 64 * 4), name='x_input')
+    tower1 = layers.Conv2D(64, (1, 1), padding='same', activation='relu', name='tower1')(x_input)
+    tower2 = layers.Conv2D(64, (1, 1), padding='same', activation='relu',
+                           name='tower2_1x1')(x_input)
+    tower2 = layers.Conv2D(64, (3, 3), padding='same', activation='relu',
+                           name='tower2_3x3')(tower2)
+    tower3 = layers.Conv2D(64, (1, 1), padding='same', activation='relu',
+                           name='tower3_1x1')(x_input)
+    tower3 = layers.Conv2D(64, (5, 5), padding='same', activation='relu',
+                           name='tower3_5x5')(tower3)
+    tower4 = layers.MaxPooling2D((3, 3), strides=(1, 1), padding='same',
+                                 name='tower4_pool')(x_input)
+    tower4 = layers.Conv2D(64, (1, 1), padding='same', activation='relu',
+                           name='tower4_1x1')(tower4)
+    x_output = layers.concatenate([tower1, tower2, tower3, tower4], axis=3, name='towers')
+    return models.Model(x_input, x_output, name='inception')
+
+
+def shared_model():
+    """A Dense shared by two calls on inputs of two shapes, feeding a model of two outputs."""
+    a = layers.Input((6,), name='a_very_long_input_name_indeed_for_wrapping')
+    b = layers.Input((None, 6), name='b')
+    shared = layers.Dense(4, name='shared')
+    ix = layers.Input((4,), name='ix')
+    inner = models.Model(ix, [layers.Dense(2, name='i1')(ix), layers.Dense(3, name='i2')(ix)],
+                         name='inner')
+    steps, features = shared(b), shared(a)
+    p, q = inner(features)
+    return models.Model([a, b], [steps, layers.Concatenate(name='cat')([p, q])], name='shared')
+
+
+def table_cells(lines, starts):
+    """Each row of a summary table's body (``lines``, rows apart by blank lines) as its
+    cells, the columns starting at ``starts``: the name and shape as one text each (minidl
+    wraps at spaces where Keras cuts, so the spaces are dropped from names), the
+    connections as their lines."""
+    rows, row = [], []
+    for line in lines + ['']:
+        if line.strip():
+            row.append([line[a:b].strip() for a, b in zip(starts, starts[1:] + [None])])
+        elif row:
+            name, shape, params, connected = [[p for p in column if p]
+                                              for column in zip(*row)][:4]
+            rows.append((''.join(name).replace(' ', ''), ' '.join(shape), params, connected))
+            row = []
+    return rows
+
+
+def minidl_cells(model):
+    """The cells of ``model``'s summary table, the Multiplications column apart."""
+    _, text = totals(model)
+    lines = text.splitlines()
+    rules = [i for i, line in enumerate(lines) if line.startswith('=')]
+    starts = [0] + list(itertools.accumulate(w for _, w in summary.GRAPH_COLUMNS))[:-1]
+    assert re.fullmatch(r' Layer \(type\) +Output Shape +Param # +Connected to +'
+                        r'Multiplications +', lines[2])
+    return table_cells(lines[rules[0] + 1:rules[1]], starts), text
+
+
+def test_an_inception_block_is_summarised_cell_for_cell_as_tf_keras_does():
+    got, text = minidl_cells(inception_block())
+    assert got == table_cells(KERAS_INCEPTION.splitlines(), [0, 29, 58, 68])
+    assert re.search(r'^Total params: 205,184$', text, re.M)
+    assert re.search(r"tower3_5x5 \(Conv2D\) .* \['tower3_1x1\[0\]\[0\]'\]\s+80,281,600",
+                     text)  # 5*5*64 x 28*28 x 64
+
+
+def test_shared_layers_list_every_call_and_long_names_are_cut_as_in_keras():
+    got, _ = minidl_cells(shared_model())
+    assert got == table_cells(KERAS_SHARED.splitlines(), [0, 29, 58, 68])
+
+
+def test_a_functional_chain_is_summarised_as_a_sequential_as_keras_does():
+    x = layers.Input((6,), name='x')
+    chain = models.Model(x, layers.Dense(2, name='out')(layers.Dense(4, name='hidden')(x)))
+    _, text = totals(chain)
+    assert 'Connected to' not in text
+    assert text.splitlines()[2] == ' ' + ''.join(title.ljust(width) for title, width in
+                                                 summary.COLUMNS)
