@@ -1,8 +1,7 @@
-"""Conv2D, Conv1D and ZeroPadding2D on channels-last inputs."""
+"""Conv2D and Conv1D on channels-last inputs."""
 import minidl.functions as F
 from minidl.functions.geometry import window_geometry
 from minidl.layers import arguments
-from minidl.layers.base import Layer
 from minidl.layers.core import Activated
 # Keras 2.0 also exported the pooling layers from keras.layers.convolutional, and lessons
 # import MaxPooling2D from there.
@@ -91,30 +90,3 @@ class Conv1D(Conv2D):
         for key in ('kernel_size', 'strides', 'dilation_rate'):
             config[key] = config[key][1:]
         return config
-
-
-class ZeroPadding2D(Layer):
-    """Pad (N, H, W, C) with zeros: ``padding`` = int, (rows, cols) or ((top, bottom),
-    (left, right))."""
-
-    expected_ndim = 4
-
-    def __init__(self, padding=1, **kwargs):
-        super().__init__(**kwargs)
-        nested = isinstance(padding, (tuple, list)) and len(padding) == 2 and all(
-            isinstance(p, (tuple, list)) for p in padding)
-        pairs = padding if nested else [(p, p) for p in arguments.int_tuple(
-            self, 'padding', padding, 2, minimum=0)]
-        self.padding = tuple(arguments.int_tuple(self, 'padding', p, 2, minimum=0)
-                             for p in pairs)
-
-    def compute_output_shape(self, input_shape):
-        n, h, w, c = input_shape
-        (top, bottom), (left, right) = self.padding
-        return (n, h + top + bottom if h else None, w + left + right if w else None, c)
-
-    def call(self, x, training=False):
-        return F.pad(x, ((0, 0),) + self.padding + ((0, 0),))
-
-    def get_config(self):
-        return {**super().get_config(), 'padding': [list(p) for p in self.padding]}

@@ -1,4 +1,4 @@
-"""Dense, Activation, Flatten, Reshape, Dropout and the Input placeholder."""
+"""Dense, the Input placeholder and Lambda: the core layers (Keras 3's ``layers/core``)."""
 import numpy as np
 
 import minidl.functions as F
@@ -83,72 +83,6 @@ class Dense(Activated):
 
     def get_config(self):
         return {**super().get_config(), 'units': self.units}
-
-
-class Activation(Layer):
-    """Apply an activation by name: 'relu', 'sigmoid', 'tanh', 'softmax' or 'linear'."""
-
-    def __init__(self, activation, **kwargs):
-        super().__init__(**kwargs)
-        self.activation = check_activation(activation)
-
-    def call(self, x, training=False):
-        return F.bias_act(x, None, self.activation)
-
-    def call_logits(self, x, training=False):
-        return x
-
-    def get_config(self):
-        return {**super().get_config(), 'activation': self.activation}
-
-
-class Flatten(Layer):
-    """(N, d1, d2, ...) -> (N, d1*d2*...)."""
-
-    def call(self, x, training=False):
-        return F.flatten(x)
-
-    def compute_output_shape(self, input_shape):
-        rest = input_shape[1:]
-        return (input_shape[0], None if None in rest else int(np.prod(rest)))
-
-
-class Reshape(Layer):
-    """Reshape each example to ``target_shape`` (one entry may be -1)."""
-
-    def __init__(self, target_shape, **kwargs):
-        super().__init__(**kwargs)
-        self.target_shape = arguments.target_shape(self, target_shape)
-
-    def compute_output_shape(self, input_shape):
-        size = int(np.prod(input_shape[1:]))
-        known = int(np.prod([d for d in self.target_shape if d != -1]))
-        if (-1 in self.target_shape and size % known) or \
-                (-1 not in self.target_shape and size != known):
-            raise ValueError(f'{self.name} (Reshape): cannot reshape {format_shape(input_shape)} '
-                             f'into (None, {str(self.target_shape)[1:]}')
-        return (input_shape[0],) + tuple(size // known if d == -1 else d
-                                         for d in self.target_shape)
-
-    def call(self, x, training=False):
-        return F.reshape(x, (x.shape[0],) + self.target_shape)
-
-    def get_config(self):
-        return {**super().get_config(), 'target_shape': list(self.target_shape)}
-
-
-class Dropout(Layer):
-    """Inverted dropout of ``rate`` at training; the identity at inference."""
-
-    def __init__(self, rate, **kwargs):
-        super().__init__(**kwargs)
-        self.rate = arguments.fraction(self, 'rate', rate)
-
-    def call(self, x, training=False):
-        return F.dropout(x, self.rate, training)
-
-    def get_config(self):
-        return {**super().get_config(), 'rate': self.rate}
 
 
 class InputLayer(Layer):

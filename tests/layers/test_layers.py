@@ -28,6 +28,8 @@ CASES = [
     (lambda: layers.ZeroPadding2D(((1, 0), (2, 1))), (1, 3, 3, 2), 0),
     (lambda: layers.BatchNormalization(), (4, 3, 2), 4 * 2),
     (lambda: layers.Dropout(0.3), (3, 4), 0),
+    (lambda: layers.ReLU(max_value=0.45, threshold=0.05), (3, 5), 0),
+    (lambda: layers.ReLU(max_value=0.35, negative_slope=0.2, threshold=-0.25), (2, 3, 3), 0),
 ]
 
 
@@ -180,3 +182,13 @@ def test_padding_names_in_any_case_and_arguments_as_tuples_or_lists():
     assert layers.Conv1D(2, (3,), dilation_rate=[2]).dilation_rate == (1, 2)
     assert layers.ZeroPadding2D((1, 2)).padding == ((1, 1), (2, 2))
     assert layers.Conv2D(2, np.int32(3)).kernel_size == (3, 3)
+
+
+def test_relu_follows_keras_piecewise_rule():
+    x = np.array([-2.0, -0.5, 0.0, 0.5, 3.0, 8.0])
+    np.testing.assert_allclose(layers.ReLU(6.0)(x).numpy(), [0, 0, 0, 0.5, 3, 6])
+    np.testing.assert_allclose(
+        layers.ReLU(max_value=2.0, negative_slope=0.1, threshold=0.5)(x).numpy(),
+        [-0.25, -0.1, -0.05, 0.5, 2, 2])
+    with pytest.raises(ValueError, match=r're_lu\w* \(ReLU\): max_value must be >= 0'):
+        layers.ReLU(-1.0)
