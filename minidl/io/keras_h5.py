@@ -321,9 +321,24 @@ class Reader:
         except UnicodeDecodeError:
             raise self.error(f'attribute {key} is not UTF-8 text') from None
 
+    def member(self, parent, name):
+        """``parent[name]`` (``name`` may be a path), None when there is none. A soft or
+        external link on the way is refused: Keras writes neither, and an external link would
+        open another file."""
+        obj = parent
+        for part in name.split('/'):
+            link = obj.get(part, getlink=True) if isinstance(obj, h5py.Group) else None
+            if link is None:
+                return None
+            if not isinstance(link, h5py.HardLink):
+                raise self.error(f'{obj.name.rstrip("/")}/{part} is a {type(link).__name__}, '
+                                 f'which a weight file does not hold')
+            obj = obj.get(part)
+        return obj
+
     def group(self, parent, name):
         """The group ``name`` in ``parent``, None when there is none."""
-        obj = parent.get(name)
+        obj = self.member(parent, name)
         if obj is not None and not isinstance(obj, h5py.Group):
             raise self.error(f'{obj.name} should be a group, is {type(obj).__name__}')
         return obj
@@ -331,7 +346,7 @@ class Reader:
     def dataset(self, group, name):
         """The dataset ``name`` in ``group``, checked from its metadata only: numbers stored
         contiguously (or compactly) without filters, whose bytes lie inside the file."""
-        obj = group.get(name)
+        obj = self.member(group, name)
         where = f'{group.name.rstrip("/")}/{name}'
         if not isinstance(obj, h5py.Dataset):
             raise self.error(f'{where} is missing or not a dataset')

@@ -567,3 +567,19 @@ def test_broken_files_raise_weight_file_error_naming_the_file(tmp_path, name):
         with pytest.raises(WeightFileError) as caught:
             load(path)
         assert str(caught.value).startswith(f'{path}: ')
+
+
+@pytest.mark.parametrize('kind', ['external', 'soft'])
+def test_links_to_other_files_or_places_are_refused(tmp_path, kind):
+    model = models.Sequential([layers.Dense(2, input_shape=(3,), name='d')])
+    model.save_weights(tmp_path / 'w.h5')
+    with h5py.File(tmp_path / 'other.h5', 'w') as other:
+        other['kernel'] = np.ones((3, 2), np.float32)
+    with h5py.File(tmp_path / 'w.h5', 'r+') as f:
+        group = f['model_weights/d']
+        del group['kernel']
+        group['kernel'] = (h5py.ExternalLink(str(tmp_path / 'other.h5'), 'kernel')
+                           if kind == 'external' else h5py.SoftLink('/model_weights/d/bias'))
+    with pytest.raises(WeightFileError, match=r'w.h5: /model_weights/d/kernel is a '
+                                              r'(ExternalLink|SoftLink), which a weight file'):
+        model.load_weights(tmp_path / 'w.h5')
