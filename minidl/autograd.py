@@ -26,6 +26,21 @@ def no_grad():
         _grad_enabled[0] = previous
 
 
+@contextlib.contextmanager
+def frozen(tensors):
+    """Within this block ``tensors`` (weights, say) take no gradient, so a backward pass
+    computes only what the other inputs need and fills no ``.grad`` of theirs; their flags
+    are restored after."""
+    thawed = [t for t in tensors if t.requires_grad]
+    for t in thawed:
+        t.requires_grad = False
+    try:
+        yield
+    finally:
+        for t in thawed:
+            t.requires_grad = True
+
+
 def is_grad_enabled():
     """False inside :func:`no_grad`."""
     return _grad_enabled[0]

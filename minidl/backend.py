@@ -263,14 +263,8 @@ class GraphFunction:
             with autograd.no_grad():
                 yield
             return
-        frozen = [w for w in self._weights if w.requires_grad]
-        for w in frozen:
-            w.requires_grad = False
-        try:
+        with autograd.frozen(self._weights):
             yield
-        finally:
-            for w in frozen:
-                w.requires_grad = True
 
 
 def _differentiable(tensor):

@@ -1,7 +1,4 @@
-"""What the viz modules share: figures made without pyplot, saved atomically, and gradients
-with respect to a model's input alone."""
-import contextlib
-
+"""What the viz modules share: figures made without pyplot, saved atomically."""
 from matplotlib.figure import Figure
 
 from minidl.utils import atomic_write
@@ -19,18 +16,3 @@ def finish(fig, path):
         with atomic_write(path) as tmp:
             fig.savefig(tmp, dpi=100)
     return fig
-
-
-@contextlib.contextmanager
-def input_gradients_only(model):
-    """Inside the block the model's weights take no gradient, so a backward pass computes only
-    what an input needs (half the work, and no weight ``.grad`` is touched); their flags are
-    restored after."""
-    weights = [w for w in model.weights if w.requires_grad]
-    for weight in weights:
-        weight.requires_grad = False
-    try:
-        yield
-    finally:
-        for weight in weights:
-            weight.requires_grad = True

@@ -1,10 +1,10 @@
 """Filter visualisation: the input a filter responds to most, found by gradient ascent."""
 import numpy as np
 
-from minidl.autograd import Tensor
+from minidl.autograd import Tensor, frozen
 from minidl.backends import to_device
 from minidl.viz.features import activation_model
-from minidl.viz.figures import finish, input_gradients_only, new_figure
+from minidl.viz.figures import finish, new_figure
 
 
 def deprocess_image(x):
@@ -32,7 +32,7 @@ def filter_pattern(model, layer, filter_index, steps=40, step=None, value_range=
     rng = np.random.default_rng(seed)
     x = (low + high) / 2 + (high - low) * 0.08 * (rng.random((1,) + model.input_shape[1:]) - 0.5)
     x = x.astype(np.float32)
-    with input_gradients_only(model):
+    with frozen(model.weights):  # a backward pass then computes the input's gradient only
         for _ in range(steps):
             image = Tensor(to_device(x, model.device), requires_grad=True)
             probe.call_logits(image)[..., filter_index].mean().backward()

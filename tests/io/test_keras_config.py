@@ -2,7 +2,10 @@
 minidl cannot honour is listed in one WeightFileError, what only shapes training is dropped."""
 import json
 import re
+import sys
+import types
 import warnings
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -11,6 +14,9 @@ import pytest
 from minidl import constraints, initializers, layers, models
 from minidl.io import WeightFileError
 from minidl.io.keras_config import KERAS2, KERAS3, from_config, serialize
+
+sys.path.insert(0, str(Path(__file__).parent / 'fixtures'))
+import make_keras_models  # noqa: E402
 
 
 def keras2_dense(name, units, **extra):
@@ -357,22 +363,8 @@ def test_a_sequential_declares_its_input_where_the_model_did():
 
 
 def graph_model():
-    """Two inputs; a Dense shared by three calls (the last on a layer made after it); a
-    model of two outputs called twice; every merge; three outputs."""
-    x, y = layers.Input((6,), name='x'), layers.Input((6,), name='y')
-    shared = layers.Dense(4, name='shared')
-    a, b = shared(x), shared(y)
-    c = shared(layers.Dense(6, name='back')(a))
-    ix = layers.Input((4,), name='ix')
-    inner = models.Model(ix, [layers.Dense(2, name='i1')(ix), layers.Dense(3, name='i2')(ix)],
-                         name='inner')
-    p, q = inner(layers.Add(name='add')([a, b, c]))
-    r, _ = inner(layers.Subtract(name='sub')([a, b]))
-    merged = [layers.Multiply(name='mul')([a, b]), layers.Average(name='avg')([a, c]),
-              layers.Maximum(name='max')([a, b]), layers.Minimum(name='min')([b, c]),
-              layers.Dot(1, normalize=True, name='cos')([a, b]), p, r]
-    return models.Model([x, y], [q, layers.Concatenate(name='cat')(merged),
-                                 layers.Dot((1, 1), name='dot')([a, c])], name='graph')
+    return make_keras_models.shared_graph(types.SimpleNamespace(
+        layers=layers, Input=layers.Input, Model=models.Model))
 
 
 def test_shared_layers_and_nested_outputs_are_numbered_as_each_keras_numbers_them():

@@ -137,25 +137,6 @@ def test_tf_keras_builds_minidls_nested_model_config(tmp_path, name):
     assert difference <= TOLERANCE
 
 
-def graph(keras):
-    """Two inputs; a Dense shared by three calls (the last on a layer listed after it); a
-    model of two outputs called twice; merges; three outputs: the node and tensor indices
-    that each Keras spells its own way."""
-    L = keras.layers
-    x, y = keras.Input((6,), name='x'), keras.Input((6,), name='y')
-    shared = L.Dense(4, name='shared')
-    a, b = shared(x), shared(y)
-    c = shared(L.Dense(6, name='back')(a))
-    ix = keras.Input((4,), name='ix')
-    inner = keras.Model(ix, [L.Dense(2, name='i1')(ix), L.Dense(3, name='i2')(ix)],
-                        name='inner')
-    p, q = inner(L.Add(name='add')([a, b, c]))
-    r, _ = inner(L.Subtract(name='sub')([a, b]))
-    merged = L.Concatenate(name='cat')([p, r, L.Multiply(name='mul')([a, c]),
-                                        L.Dot(1, normalize=True, name='cos')([a, b])])
-    return keras.Model([x, y], [q, merged, L.Maximum(name='max')([b, c])], name='graph')
-
-
 def graph_outputs(model, xs):
     """A two-input model's outputs, from Keras's ``predict`` or a minidl call."""
     if isinstance(model, models.Model):
@@ -171,7 +152,7 @@ def test_shared_layers_and_nested_outputs_cross_both_ways(tmp_path, library, suf
     xs = [rng.normal(size=(3, 6)).astype('float32') for _ in range(2)]
     for direction, writer, reader in [(f'{library} -> minidl', keras, models),
                                       (f'minidl -> {library}', MINIDL, keras.models)]:
-        model = graph(writer)
+        model = make_keras_models.shared_graph(writer)
         model.set_weights([rng.normal(size=w.shape).astype('float32')
                            for w in model.get_weights()])
         model.save(tmp_path / f'{writer is MINIDL}{suffix}')
