@@ -168,46 +168,59 @@ def train_both(theirs, ours, x, y):
     return ours.predict(x), theirs.predict(x, verbose=0)
 
 
+def train_and_save(model, path):
+    """Two training steps, then ``model.save(path)``."""
+    for x, y in BATCHES[:2]:
+        model.train_on_batch(x, y)
+    model.save(path)
+
+
+def resumed_alike(file_format, direction, kind, theirs, ours, got_state, want_state):
+    """The loaded optimizer state equals the saved one exactly, and one more step in each
+    library gives the same predictions."""
+    agree_all(f'{file_format} optimizer state', direction, kind, got_state, want_state)
+    agree(f'{file_format} training on', direction, kind,
+          *train_both(theirs, ours, *BATCHES[2]), tolerance=1e-4)
+
+
+def decays_alike(file_format, direction, theirs_models, ours, path):
+    """A minidl SGD with ``decay``, saved after one step, trains on in the other library as
+    the schedule it is written as."""
+    ours.compile(optimizers.SGD(0.05, momentum=0.5, decay=0.3), 'categorical_crossentropy')
+    ours.train_on_batch(*BATCHES[0])
+    ours.save(path)
+    theirs = theirs_models.load_model(path)
+    for x, y in BATCHES[1:]:
+        got, want = train_both(theirs, ours, x, y)
+    agree(f'{file_format} training on', direction, 'sgd decay', got, want, 1e-4)
+
+
 @pytest.mark.parametrize('kind', ['adam', 'sgd', 'rmsprop'])
 def test_tf_keras_compile_state_loads_in_minidl_and_trains_on_alike(tmp_path, tf_keras, kind):
     theirs = keras_models.models(tf_keras)['convnet']
     keras_input(theirs, 12)
     theirs.compile(tf_keras_optimizer(tf_keras, kind), 'categorical_crossentropy', ['acc'])
-    for x, y in BATCHES[:2]:
-        theirs.train_on_batch(x, y)
-    theirs.save(tmp_path / 'k.h5')
+    train_and_save(theirs, tmp_path / 'k.h5')
     ours = models.load_model(tmp_path / 'k.h5')
-    agree_all('Keras 2 model .h5 optimizer state', 'tf-keras -> minidl', kind,
-              minidl_arrays(ours), optimizer_arrays(theirs.optimizer))
-    agree('Keras 2 model .h5 training on', 'tf-keras -> minidl', kind,
-          *train_both(theirs, ours, *BATCHES[2]), tolerance=1e-4)
+    resumed_alike('Keras 2 model .h5', 'tf-keras -> minidl', kind, theirs, ours,
+                  minidl_arrays(ours), optimizer_arrays(theirs.optimizer))
 
 
 @pytest.mark.parametrize('kind', ['adam', 'sgd', 'rmsprop'])
 def test_minidl_compile_state_loads_in_tf_keras_and_trains_on_alike(tmp_path, tf_keras, kind):
     ours = seeded(minidl_models()['convnet'], 13)
     ours.compile(minidl_optimizer(kind), 'categorical_crossentropy', ['acc'])
-    for x, y in BATCHES[:2]:
-        ours.train_on_batch(x, y)
-    ours.save(tmp_path / 'm.h5')
+    train_and_save(ours, tmp_path / 'm.h5')
     theirs = tf_keras.models.load_model(tmp_path / 'm.h5')  # compile=True
     assert type(theirs.optimizer).__name__.lower() == kind
     assert theirs.loss.__name__ == 'categorical_crossentropy'
-    agree_all('Keras 2 model .h5 optimizer state', 'minidl -> tf-keras', kind,
-              optimizer_arrays(theirs.optimizer), minidl_arrays(ours))
-    agree('Keras 2 model .h5 training on', 'minidl -> tf-keras', kind,
-          *train_both(theirs, ours, *BATCHES[2]), tolerance=1e-4)
+    resumed_alike('Keras 2 model .h5', 'minidl -> tf-keras', kind, theirs, ours,
+                  optimizer_arrays(theirs.optimizer), minidl_arrays(ours))
 
 
 def test_minidl_decay_is_tf_keras_inverse_time_decay(tmp_path, tf_keras):
-    ours = seeded(minidl_models()['convnet'], 14)
-    ours.compile(optimizers.SGD(0.05, momentum=0.5, decay=0.3), 'categorical_crossentropy')
-    ours.train_on_batch(*BATCHES[0])
-    ours.save(tmp_path / 'm.h5')
-    theirs = tf_keras.models.load_model(tmp_path / 'm.h5')
-    for x, y in BATCHES[1:]:
-        got, want = train_both(theirs, ours, x, y)
-    agree('Keras 2 model .h5 training on', 'minidl -> tf-keras', 'sgd decay', got, want, 1e-4)
+    decays_alike('Keras 2 model .h5', 'minidl -> tf-keras', tf_keras.models,
+                 seeded(minidl_models()['convnet'], 14), tmp_path / 'm.h5')
 
 
 def test_keras3_h5_compile_state_loads_in_minidl_and_trains_on_alike(tmp_path, keras3):
@@ -215,15 +228,10 @@ def test_keras3_h5_compile_state_loads_in_minidl_and_trains_on_alike(tmp_path, k
     keras_input(theirs, 15)
     theirs.compile(optimizer=keras3.optimizers.Adam(0.002, beta_1=0.8),
                    loss='categorical_crossentropy', metrics=['acc'])
-    for x, y in BATCHES[:2]:
-        theirs.train_on_batch(x, y)
-    theirs.save(tmp_path / 'k.h5')
+    train_and_save(theirs, tmp_path / 'k.h5')
     ours = models.load_model(tmp_path / 'k.h5')
-    variables = [v for v in theirs.optimizer.variables if not v.path.endswith('learning_rate')]
-    agree_all('Keras 2 model .h5 (Keras 3) optimizer state', 'Keras 3 -> minidl', 'adam',
-              minidl_arrays(ours), [np.asarray(v) for v in variables])
-    agree('Keras 2 model .h5 (Keras 3) training on', 'Keras 3 -> minidl', 'adam',
-          *train_both(theirs, ours, *BATCHES[2]), tolerance=1e-4)
+    resumed_alike('Keras 2 model .h5 (Keras 3)', 'Keras 3 -> minidl', 'adam', theirs, ours,
+                  minidl_arrays(ours), keras3_state(theirs.optimizer))
 
 
 def keras3_optimizer(keras3, kind):
@@ -253,15 +261,11 @@ def test_keras3_archive_compile_state_loads_in_minidl_and_trains_on_alike(tmp_pa
     unsaturated(theirs)
     theirs.compile(optimizer=keras3_optimizer(keras3, kind), loss='categorical_crossentropy',
                    metrics=['acc'])
-    for x, y in BATCHES[:2]:
-        theirs.train_on_batch(x, y)
-    theirs.save(tmp_path / 'k.keras')
+    train_and_save(theirs, tmp_path / 'k.keras')
     ours = models.load_model(tmp_path / 'k.keras')
     assert type(ours.optimizer).__name__.lower() == kind
-    agree_all('Keras 3 .keras optimizer state', 'Keras 3 -> minidl', kind,
-              minidl_arrays(ours), keras3_state(theirs.optimizer))
-    agree('Keras 3 .keras training on', 'Keras 3 -> minidl', kind,
-          *train_both(theirs, ours, *BATCHES[2]), tolerance=1e-4)
+    resumed_alike('Keras 3 .keras', 'Keras 3 -> minidl', kind, theirs, ours,
+                  minidl_arrays(ours), keras3_state(theirs.optimizer))
 
 
 @pytest.mark.parametrize('kind', ['adam', 'sgd', 'rmsprop'])
@@ -269,23 +273,13 @@ def test_minidl_archive_compile_state_loads_in_keras3_and_trains_on_alike(tmp_pa
                                                                           kind):
     ours = unsaturated(seeded(minidl_models()['convnet'], 17))
     ours.compile(minidl_optimizer(kind), 'categorical_crossentropy', ['acc'])
-    for x, y in BATCHES[:2]:
-        ours.train_on_batch(x, y)
-    ours.save(tmp_path / 'm.keras')
+    train_and_save(ours, tmp_path / 'm.keras')
     theirs = keras3.models.load_model(tmp_path / 'm.keras')  # compile=True
     assert type(theirs.optimizer).__name__.lower() == kind
-    agree_all('Keras 3 .keras optimizer state', 'minidl -> Keras 3', kind,
-              keras3_state(theirs.optimizer), minidl_arrays(ours))
-    agree('Keras 3 .keras training on', 'minidl -> Keras 3', kind,
-          *train_both(theirs, ours, *BATCHES[2]), tolerance=1e-4)
+    resumed_alike('Keras 3 .keras', 'minidl -> Keras 3', kind, theirs, ours,
+                  keras3_state(theirs.optimizer), minidl_arrays(ours))
 
 
 def test_minidl_decay_is_keras3_inverse_time_decay(tmp_path, keras3):
-    ours = unsaturated(seeded(minidl_models()['convnet'], 18))
-    ours.compile(optimizers.SGD(0.05, momentum=0.5, decay=0.3), 'categorical_crossentropy')
-    ours.train_on_batch(*BATCHES[0])
-    ours.save(tmp_path / 'm.keras')
-    theirs = keras3.models.load_model(tmp_path / 'm.keras')
-    for x, y in BATCHES[1:]:
-        got, want = train_both(theirs, ours, x, y)
-    agree('Keras 3 .keras training on', 'minidl -> Keras 3', 'sgd decay', got, want, 1e-4)
+    decays_alike('Keras 3 .keras', 'minidl -> Keras 3', keras3.models,
+                 unsaturated(seeded(minidl_models()['convnet'], 18)), tmp_path / 'm.keras')
