@@ -99,7 +99,8 @@ class BatchNormalization(Normalization):
 
 class LayerNormalization(Normalization):
     """Normalise each example over ``axis`` (an int or a list: the features), then
-    ``gamma * xhat + beta``; the same at training and inference. ``rms_scaling`` (Keras 3):
+    ``gamma * xhat + beta``; the same at training and inference. ``rms_scaling`` is Keras 3's
+    (deprecated there, as it divides by the standard deviation, not the root mean square):
     ``x / sqrt(var + epsilon) * gamma``, with no beta."""
 
     def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False,
@@ -115,4 +116,6 @@ class LayerNormalization(Normalization):
                             self.rms_scaling)
 
     def get_config(self):
-        return {**super().get_config(), 'rms_scaling': self.rms_scaling}
+        """``rms_scaling`` only when set: tf-keras does not know the argument."""
+        config = super().get_config()
+        return {**config, 'rms_scaling': True} if self.rms_scaling else config

@@ -66,11 +66,12 @@ class Dropout(Seeded):
 
 
 class SpatialDropout(Dropout):
-    """Shared by SpatialDropout1D/2D: the noise shape is theirs, not an argument."""
+    """Shared by SpatialDropout1D/2D: the noise shape is theirs, not an argument; their config
+    has no ``trainable`` either (they hold no weights, and Keras 3's constructors refuse it)."""
 
     def get_config(self):
         config = super().get_config()
-        del config['noise_shape']
+        del config['noise_shape'], config['trainable']
         return config
 
 

@@ -108,7 +108,7 @@ class Spatial(ChannelsLast, Layer):
     batch and the channels, ``data_format`` as Keras's."""
 
     spatial = 2
-    writes_data_format = True  # Keras's UpSampling1D and Cropping1D have no data_format
+    writes_data_format = True  # tf-keras's 1-D layers have no data_format: written if not last
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -125,8 +125,9 @@ class Spatial(ChannelsLast, Layer):
 
     def get_config(self):
         config = super().get_config()
-        return {**config, 'data_format': self.data_format} if self.writes_data_format else \
-            config
+        if self.writes_data_format or self.data_format != 'channels_last':
+            config['data_format'] = self.data_format
+        return config
 
 
 class ZeroPadding(Spatial):
@@ -151,6 +152,7 @@ class ZeroPadding1D(ZeroPadding):
     """(N, steps, C) -> (N, left + steps + right, C)."""
 
     spatial = 1
+    writes_data_format = False
 
 
 class ZeroPadding2D(ZeroPadding):
