@@ -6,17 +6,17 @@ the lowercase function users call right below it.
 from minidl.functions.activation import (bias_act, log_softmax, relu, sigmoid, softmax,
                                          tanh)
 from minidl.functions.conv import conv1d, conv2d
-from minidl.functions.dropout import dropout
+from minidl.functions.dropout import dropout, gaussian_dropout, gaussian_noise
 from minidl.functions.embedding import embedding
 from minidl.functions.loss import (mean_squared_error, sigmoid_binary_cross_entropy,
                                    softmax_cross_entropy)
 from minidl.functions.math import (abs, add, clip, div, exp, log, matmul, maximum, minimum,
                                    mul, neg, pow, sqrt, sub)
-from minidl.functions.normalization import batch_norm
+from minidl.functions.normalization import batch_norm, layer_norm, standardize
 from minidl.functions.pooling import (avg_pool1d, avg_pool2d, global_avg_pool,
                                       global_avg_pool1d, global_avg_pool2d, global_max_pool,
                                       global_max_pool1d, global_max_pool2d, max_pool1d,
                                       max_pool2d)
 from minidl.functions.reduce import max, mean, min, sum
-from minidl.functions.shape import (concatenate, expand_dims, flatten, getitem, pad, reshape,
-                                    squeeze, stack, transpose)
+from minidl.functions.shape import (concatenate, expand_dims, flatten, getitem, pad, repeat,
+                                    reshape, resize_linear, squeeze, stack, transpose)

@@ -50,8 +50,33 @@ class GetItem(Function):
     def backward(self, gy):
         xp = get_array_module(gy)
         gx = xp.zeros(self.shape, dtype=self.dtype)
-        xp.add.at(gx, self.index, gy)
+        if _is_basic(self.index):
+            gx[self.index] = gy  # slices and ints pick each element at most once
+        else:
+            xp.add.at(gx, self.index, gy)
         return gx
+
+
+def _is_basic(index):
+    """Whether ``index`` is NumPy basic indexing (ints, slices, None, Ellipsis)."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(i, (int, slice)) or i is None or i is Ellipsis for i in items)
+
+
+class Repeat(Function):
+    """Each element ``repeats`` times in a row along ``axis`` (``numpy.repeat``); backward sums
+    the gradient of each group of copies."""
+
+    def __init__(self, repeats, axis):
+        self.repeats, self.axis = repeats, axis
+
+    def forward(self, x):
+        self.axis %= x.ndim
+        return x.repeat(self.repeats, axis=self.axis)
+
+    def backward(self, gy):
+        shape = gy.shape[:self.axis] + (-1, self.repeats) + gy.shape[self.axis + 1:]
+        return gy.reshape(shape).sum(axis=self.axis + 1)
 
 
 class Concatenate(Function):
@@ -94,6 +119,7 @@ def transpose(x, axes=None): return Transpose(axes)(x)
 def getitem(x, index): return GetItem(index)(x)
 def concatenate(xs, axis=0): return Concatenate(axis)(*xs)
 def pad(x, pad_width, value=0.0): return Pad(pad_width, value)(x)
+def repeat(x, repeats, axis): return Repeat(repeats, axis)(x)
 
 
 def expand_dims(x, axis):
@@ -122,3 +148,22 @@ def flatten(x):
     """(N, d1, d2, ...) -> (N, d1*d2*...): keeps the batch axis, as Keras's Flatten does."""
     shape = as_array(x).shape
     return reshape(x, (shape[0], -1))
+
+
+def resize_linear(x, axis, size):
+    """Linear interpolation of ``x`` to ``size`` samples along ``axis``, with half-pixel
+    centres as TensorFlow's and PyTorch's bilinear resize: output ``i`` reads the input at
+    ``(i + 0.5) * n / size - 0.5``, clamped to the first and last samples, as the blend
+    ``(1 - t) * x[lo] + t * x[lo + 1]`` (two gathers, so the backward is theirs)."""
+    data = as_array(x)
+    axis %= data.ndim
+    n = data.shape[axis]
+    source = np.clip((np.arange(size) + 0.5) * n / size - 0.5, 0, n - 1)
+    lo = np.floor(source).astype(np.intp)
+    hi = np.minimum(lo + 1, n - 1)
+    xp = get_array_module(data)
+    t = xp.asarray((source - lo).astype(data.dtype)).reshape(
+        (-1,) + (1,) * (data.ndim - axis - 1))
+    before = (slice(None),) * axis
+    return getitem(x, before + (xp.asarray(lo),)) * (1 - t) + \
+        getitem(x, before + (xp.asarray(hi),)) * t

@@ -15,11 +15,12 @@ in Keras decides what happens to it:
 * initializers the minidl layer does not take are dropped silently: they only pick starting
   values, which the file's weights replace (an unknown one where the layer takes one is
   dropped with a warning: the layer's default starts it);
-* arguments that only shape training - regularizers, Dropout's ``noise_shape`` and ``seed``, a
-  call's ``training`` flag - are dropped, with one warning naming those that were set;
-* arguments minidl supports in one value only (``data_format='channels_last'``, ``groups=1``,
-  ``sparse=False``, ``ragged=False``, ``mask_zero=False``, ...) are accepted at that value;
-* BatchNormalization's ``axis`` must be the last axis, checked once the model is built;
+* arguments that only shape training - regularizers, a ``noise_shape`` or ``seed`` of a layer
+  that does not take one, a call's ``training`` flag - are dropped, with one warning naming
+  those that were set;
+* arguments minidl supports in one value only where the layer does not take them
+  (``data_format='channels_last'``, ``groups=1``, ``sparse=False``, ``ragged=False``, ...) are
+  accepted at that value;
 * anything else is refused, and so is code: a ``Lambda``, tf-keras's ``TFOpLambda`` (an
   operator applied to a Keras tensor), a Keras 3 operation (``keras.src.ops``).
 
@@ -54,7 +55,6 @@ from minidl.io.errors import WeightFileError
 from minidl.layers.base import Layer, Operation, snake_case
 from minidl.layers.core import InputLayer
 from minidl.layers.merging import Merge
-from minidl.layers.normalization import BatchNormalization
 
 BUILD_SLACK = 1 << 16  # bytes a model built from a file's config may take beyond its weights
 # What building a damaged or foreign config raises; each becomes a WeightFileError.
@@ -103,8 +103,6 @@ def from_config(spec, source, key='model_config'):
         build = translation.spec(spec)
         translation.refuse(source, key)
         model = build()
-        translation.check_axes()
-        translation.refuse(source, key)
     except WeightFileError:
         raise
     except CONFIG_ERRORS as exc:
@@ -118,7 +116,7 @@ class _Translation:
     """One config's translation: a builder per layer, and what it refused and dropped."""
 
     def __init__(self):
-        self.problems, self.dropped, self.axes = [], [], []
+        self.problems, self.dropped = [], []
         self.classes = _layer_classes()
 
     def refuse(self, source, key):
@@ -160,25 +158,22 @@ class _Translation:
             return None
         if inputs > 1 and not issubclass(cls, Merge):
             self.problems.append(f'{label}: takes one input, the graph gives it {inputs}')
-        kwargs, axis = {}, None
+        kwargs = {}
         accepted = _arguments(cls)
         for key, value in config.items():
-            if key == 'axis' and cls is BatchNormalization:
-                axis = value[0] if isinstance(value, list) and len(value) == 1 else value
-            else:
-                self.argument(label, accepted, kwargs, key, value)
-        return lambda: self.built(cls.from_config(kwargs), axis)
+            self.argument(label, accepted, kwargs, key, value)
+        return lambda: cls.from_config(kwargs)
 
     def argument(self, label, accepted, kwargs, key, value):
         """Translate one Keras argument into ``kwargs`` or note it as dropped or refused."""
         key = 'batch_input_shape' if key == 'batch_shape' else key
         if key in _UNUSED:
             return
-        if key in _ONLY:
+        if key in _ONLY and key not in accepted:
             if value != _ONLY[key]:
                 self.problems.append(f'{label}: argument {key}={value!r} (minidl supports '
                                      f'{_ONLY[key]!r} only)')
-        elif key in _TRAINING_ONLY:
+        elif key in _TRAINING_ONLY and key not in accepted:
             if value is not None:
                 self.dropped.append(f'{label} {key}={_short(value)}')
         elif key.endswith('_initializer'):
@@ -236,21 +231,6 @@ class _Translation:
         except (ValueError, TypeError) as exc:
             self.problems.append(f'{label}: argument {key} ({exc})')
             return None
-
-    def built(self, layer, axis):
-        """``layer``, its BatchNormalization ``axis`` kept to check once it is built."""
-        if axis is not None:
-            self.axes.append((layer, axis))
-        return layer
-
-    def check_axes(self):
-        """minidl normalises the last axis: refuse a BatchNormalization over another one."""
-        for layer, axis in self.axes:
-            rank = len(layer.input_shape) if layer.built else None
-            if axis != -1 and (rank is None or axis != rank - 1):
-                self.problems.append(f'{layer.name} (BatchNormalization): argument axis={axis}'
-                                     f' (minidl normalises the last axis only, of inputs '
-                                     f'{layer.input_shape})')
 
     def sequential(self, config):
         from minidl.models import Sequential
@@ -610,8 +590,6 @@ def _layer_config(layer, dialect):
         elif key.endswith('_constraint') and config.get(key):
             config[key] = dialect.wrap('keras.constraints', config[key]['class_name'],
                                        config[key]['config'])
-    if isinstance(layer, BatchNormalization):
-        config['axis'] = -1
     return dialect.layer_config(config)
 
 

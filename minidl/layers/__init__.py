@@ -13,12 +13,15 @@ from minidl.layers.embedding import Embedding
 from minidl.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
                                    Subtract, add, average, concatenate, dot, maximum, minimum,
                                    multiply, subtract)
-from minidl.layers.normalization import BatchNormalization
+from minidl.layers.normalization import BatchNormalization, LayerNormalization
 from minidl.layers.pooling import (AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D,
                                    GlobalAveragePooling2D, GlobalMaxPooling1D,
                                    GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
-from minidl.layers.regularization import Dropout
-from minidl.layers.reshaping import Flatten, Reshape, ZeroPadding2D
+from minidl.layers.regularization import (Dropout, GaussianDropout, GaussianNoise,
+                                          SpatialDropout1D, SpatialDropout2D)
+from minidl.layers.reshaping import (Cropping1D, Cropping2D, Flatten, Permute, RepeatVector,
+                                     Reshape, UpSampling1D, UpSampling2D, ZeroPadding1D,
+                                     ZeroPadding2D)
 
 Convolution1D, Convolution2D = Conv1D, Conv2D
 MaxPool1D, MaxPool2D = MaxPooling1D, MaxPooling2D

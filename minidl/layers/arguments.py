@@ -72,3 +72,12 @@ def fraction(owner, name, value, low=0.0, high=1.0):
         raise ValueError(f'{_owner(owner)}: {name} must be a number in [{low:g}, {high:g}), '
                          f'got {value!r}')
     return float(value)
+
+
+def data_format(owner, value):
+    """'channels_last' (also for None, Keras's default) or 'channels_first'."""
+    value = 'channels_last' if value is None else value
+    if value not in ('channels_last', 'channels_first'):
+        raise ValueError(f"{_owner(owner)}: data_format must be 'channels_last' or "
+                         f"'channels_first', got {value!r}")
+    return value

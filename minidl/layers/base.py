@@ -18,6 +18,7 @@ import numpy as np
 from minidl import constraints, initializers
 from minidl.autograd import Tensor, as_array
 from minidl.backends import to_device
+from minidl.functions.shape import transpose
 
 _name_counts = collections.Counter()
 _node_serials = itertools.count()  # the order layer calls were made in (Keras's node order)
@@ -462,3 +463,31 @@ class Operation(Layer):
 
     def call(self, x, training=False):
         return self.function(x)
+
+
+class ChannelsLast:
+    """Mixin for layers that compute on channels-last inputs and take Keras's ``data_format``:
+    with ``'channels_first'`` the input (N, C, ...) is moved to (N, ..., C) for
+    ``call_last``/``shape_last`` and the result moved back (a result without spatial axes,
+    such as a global pooling's (N, C), stays as it is)."""
+
+    data_format = 'channels_last'
+
+    def _moved(self, rank):
+        """The permutations to channels-last and back, for a tensor of ``rank``."""
+        to_last = (0,) + tuple(range(2, rank)) + (1,)
+        return to_last, (0, rank - 1) + tuple(range(1, rank - 1))
+
+    def call(self, x, training=False):
+        if self.data_format == 'channels_last':
+            return self.call_last(x, training)
+        to_last, back = self._moved(x.ndim)
+        y = self.call_last(transpose(x, to_last), training)
+        return transpose(y, back) if y.ndim == x.ndim else y
+
+    def compute_output_shape(self, input_shape):
+        if self.data_format == 'channels_last':
+            return self.shape_last(input_shape)
+        to_last, back = self._moved(len(input_shape))
+        shape = self.shape_last(tuple(input_shape[i] for i in to_last))
+        return tuple(shape[i] for i in back) if len(shape) == len(input_shape) else shape
