@@ -124,7 +124,7 @@ def test_custom_keras3_classes_are_refused_even_under_a_known_name():
 
 
 def test_settings_that_only_shape_training_are_dropped_with_a_warning():
-    regularizer = {'class_name': 'L2', 'config': {'l2': 0.01}}
+    regularizer = {'class_name': 'OrthogonalRegularizer', 'config': {'factor': 0.01}}
     spec = keras2_sequential(keras2_input('in', (3,)),
                              keras2_dense('a', 4, kernel_regularizer=regularizer),
                              {'class_name': 'Dropout', 'config': {
