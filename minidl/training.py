@@ -7,9 +7,10 @@ A model with several inputs takes its arrays as a list in the order of ``model.i
 dict keyed by ``model.input_names``. A model with several outputs takes its targets, losses,
 loss weights and metrics the same ways, by ``model.output_names`` (one loss or one list of
 metrics serves every output). Each output that has a loss is a :class:`_Head`; training
-minimises the weighted sum of their losses, and the logs name the parts as tf-keras does:
-``loss`` (the weighted total), ``<output>_loss``, ``<output>_<metric>``, with ``val_`` twins
-(a single output logs ``loss`` and the metric names alone). When an output's activation
+minimises the weighted sum of their losses plus the regularizers' penalties (``model.losses``),
+and the logs name the parts as tf-keras does: ``loss`` (that total), ``<output>_loss``,
+``<output>_<metric>``, with ``val_`` twins (a single output logs ``loss`` and the metric
+names alone). When an output's activation
 matches its loss (softmax with a categorical cross-entropy, sigmoid with the binary one) that
 loss is computed from the logits in its fused, stable form, and the metrics from the
 probabilities.
@@ -54,7 +55,7 @@ class _Head:
                             f'got {weight!r}')
         self.index, self.name, self.loss, self.weight, self.prefix = \
             index, name, loss, float(weight), prefix
-        self.metrics = [metrics_module.get(m, loss.name) for m in metrics]
+        self.metrics = [metrics_module.get(m) for m in metrics]
         self.fused = loss.fused_activation is not None and loss.fused_activation == activation
 
     def loss_and_scores(self, output, target):
@@ -63,7 +64,7 @@ class _Head:
         several."""
         try:
             if self.fused:
-                loss = self.loss.from_logits(target, output)
+                loss = self.loss.on_logits(target, output)
                 with no_grad():
                     predictions = F.bias_act(output.detach(), None,
                                              self.loss.fused_activation).data
@@ -421,6 +422,7 @@ class Trainer:
             scores += values
         total = sum((head.weight * loss for head, loss in zip(heads[1:], parts[1:])),
                     heads[0].weight * parts[0])
+        total = sum(self.losses, total)  # the regularizers' penalties, in ``loss`` as in Keras
         named = [loss for head, loss in zip(heads, parts) if head.prefix]
         values = [float(loss.item()) for loss in [total] + named] + scores
         return total, dict(zip(self.metrics_names, values)), data.count

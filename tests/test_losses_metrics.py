@@ -22,7 +22,7 @@ def test_cross_entropy_from_probabilities_equals_the_fused_form(name, target):
     logits = np.random.default_rng(0).standard_normal((3, 4))
     loss = losses.get(name)
     from_probs = loss(target, minidl.Tensor(_softmax(logits))).item()
-    fused = loss.from_logits(target, minidl.Tensor(logits)).item()
+    fused = loss.on_logits(target, minidl.Tensor(logits)).item()
     assert from_probs == pytest.approx(fused, rel=1e-6)
     assert loss.fused_activation == 'softmax'
 
@@ -33,7 +33,7 @@ def test_binary_cross_entropy_paths_agree_and_accept_flat_targets():
     loss = losses.get('binary_crossentropy')
     probs = 1 / (1 + np.exp(-logits))
     assert loss(target, minidl.Tensor(probs)).item() == pytest.approx(
-        loss.from_logits(target, minidl.Tensor(logits)).item(), rel=1e-6)
+        loss.on_logits(target, minidl.Tensor(logits)).item(), rel=1e-6)
 
 
 def test_mse_and_custom_and_unknown_losses():
@@ -44,13 +44,30 @@ def test_mse_and_custom_and_unknown_losses():
         losses.get('hinge_of_fate')
 
 
-@pytest.mark.parametrize('loss, fn', [('binary_crossentropy', metrics.binary_accuracy),
-                                      ('categorical_crossentropy', metrics.categorical_accuracy),
-                                      ('sparse_categorical_crossentropy',
-                                       metrics.sparse_categorical_accuracy)])
-def test_acc_follows_the_loss_and_keeps_the_name(loss, fn):
-    assert metrics.get('acc', loss) == ('acc', fn)
-    assert metrics.get('accuracy', loss) == ('accuracy', fn)
+@pytest.mark.parametrize('y_true, y_pred, fn', [
+    (np.zeros(4), np.zeros((4, 1)), metrics.binary_accuracy),  # mse on one column: binary
+    (np.zeros((4, 3)), np.zeros((4, 3)), metrics.categorical_accuracy),
+    (np.zeros(4, int), np.zeros((4, 3)), metrics.sparse_categorical_accuracy),
+    (np.zeros((4, 1), int), np.zeros((4, 3)), metrics.sparse_categorical_accuracy)])
+def test_acc_follows_the_shapes_as_tf_keras_and_keeps_the_name(y_true, y_pred, fn):
+    assert metrics.get('acc') == ('acc', metrics.accuracy_for_shapes)
+    assert metrics.get('accuracy')[0] == 'accuracy'
+    np.testing.assert_array_equal(metrics.accuracy_for_shapes(y_true, y_pred),
+                                  fn(y_true, y_pred))
+
+
+def test_acc_of_a_regression_on_one_column_is_binary_accuracy_not_always_one():
+    model = minidl.models.Sequential([minidl.layers.Dense(1, input_shape=(2,))])
+    model.compile('sgd', 'mse', metrics=['acc'])
+    model.set_weights([np.array([[1.0], [0.0]], np.float32), np.zeros(1, np.float32)])
+    x = np.array([[0.9, 0], [0.1, 0], [0.8, 0], [0.2, 0]], np.float32)
+    assert model.evaluate(x, np.array([1.0, 1.0, 0.0, 0.0]), verbose=0)[1] == 0.5
+
+
+def test_binary_accuracy_thresholds_the_predictions_only():
+    soft = np.array([[0.3], [0.7], [1.0], [0.0]])
+    assert metrics.binary_accuracy(soft, np.array([[0.2], [0.8], [0.9], [0.1]])).tolist() == \
+        [0, 0, 1, 1]
 
 
 def test_accuracies():
@@ -79,7 +96,7 @@ PREDICTIONS = minidl.Tensor(_softmax(np.random.default_rng(3).standard_normal((2
 def test_targets_that_would_broadcast_are_refused_naming_the_loss_and_both_shapes(
         name, target, fused):
     loss = losses.get(name)
-    compute = loss.from_logits if fused else loss
+    compute = loss.on_logits if fused else loss
     with pytest.raises(ValueError, match=rf'{loss.name}: targets of shape '
                                          rf'{re.escape(str(target.shape))} do not match '
                                          rf'predictions of shape \(20, 3\)'):
@@ -113,3 +130,92 @@ def test_string_targets_are_named_not_converted():
     with pytest.raises(ValueError, match='categorical_crossentropy: targets must be numbers, '
                                          'got an array of dtype <U1'):
         losses.get('categorical_crossentropy')(np.full((20, 3), 'a'), PREDICTIONS)
+
+
+RNG = np.random.default_rng(5)
+LOGITS = RNG.normal(0, 2, (6, 4))
+LABELS = np.array([0, 3, 2, 1, 1, 0])
+
+
+@pytest.mark.parametrize('loss, target, activation, name', [
+    (losses.CategoricalCrossentropy(label_smoothing=0.1), np.eye(4)[LABELS], _softmax,
+     'softmax'),
+    (losses.SparseCategoricalCrossentropy(), LABELS, _softmax, 'softmax'),
+    (losses.BinaryCrossentropy(label_smoothing=0.2), (LABELS[:, None] > np.arange(4)) * 1.0,
+     lambda z: 1 / (1 + np.exp(-z)), 'sigmoid')])
+def test_loss_objects_fuse_and_the_fused_form_equals_the_clipped_one_inside_the_clip(
+        check_grad, loss, target, activation, name):
+    """Away from the clip (every probability in [1e-7, 1 - 1e-7]) the fused form equals the
+    probability form up to the eps Keras adds (binary: about eps / p)."""
+    assert loss.fused_activation == name
+    fused = loss.on_logits(target, minidl.Tensor(LOGITS)).item()
+    assert loss(target, minidl.Tensor(activation(LOGITS))).item() == pytest.approx(fused,
+                                                                                   rel=1e-5)
+    check_grad(lambda z: loss.on_logits(target, z), LOGITS)
+    check_grad(lambda p: loss(target, p), activation(LOGITS))
+
+
+def test_from_logits_objects_do_not_fuse_and_take_logits():
+    for loss in (losses.CategoricalCrossentropy(from_logits=True),
+                 losses.SparseCategoricalCrossentropy(from_logits=True),
+                 losses.BinaryCrossentropy(from_logits=True)):
+        assert loss.fused_activation is None
+    sparse = losses.SparseCategoricalCrossentropy(from_logits=True)
+    assert sparse(LABELS, minidl.Tensor(LOGITS)).item() == pytest.approx(
+        losses.get('sparse_categorical_crossentropy').on_logits(LABELS, minidl.Tensor(LOGITS))
+        .item())
+
+
+def test_cross_entropies_on_sequences_of_scores():
+    """(N, steps, K) outputs: the fused and the probability forms, and sparse labels (N,
+    steps)."""
+    logits = RNG.normal(0, 1, (2, 3, 4))
+    labels = RNG.integers(0, 4, (2, 3))
+    probs = minidl.Tensor(_softmax(logits))
+    for loss, target in ((losses.SparseCategoricalCrossentropy(), labels),
+                         (losses.CategoricalCrossentropy(), np.eye(4)[labels])):
+        per_step = loss.call(target, probs)
+        assert per_step.shape == (2, 3)
+        assert loss.on_logits(target, minidl.Tensor(logits)).item() == pytest.approx(
+            per_step.mean().item(), rel=1e-6)
+    assert metrics.sparse_categorical_accuracy(labels, probs.data).shape == (6,)
+
+
+@pytest.mark.parametrize('loss, config', [
+    (losses.Huber(0.5, reduction='sum'), {'name': 'huber_loss', 'reduction': 'sum',
+                                          'delta': 0.5}),
+    (losses.CategoricalCrossentropy(label_smoothing=0.1),
+     {'name': 'categorical_crossentropy', 'reduction': 'sum_over_batch_size',
+      'from_logits': False, 'label_smoothing': 0.1, 'axis': -1}),
+    (losses.KLDivergence(), {'name': 'kl_divergence', 'reduction': 'sum_over_batch_size'})])
+def test_loss_configs_round_trip(loss, config):
+    assert loss.get_config() == config
+    assert type(loss).from_config(config).get_config() == config
+
+
+@pytest.mark.parametrize('name, cls', [('MAE', losses.MeanAbsoluteError),
+                                       ('mae', losses.MeanAbsoluteError),
+                                       ('huber_loss', losses.Huber), ('huber', losses.Huber),
+                                       ('kld', losses.KLDivergence),
+                                       ('kullback_leibler_divergence', losses.KLDivergence),
+                                       (losses.binary_crossentropy, losses.BinaryCrossentropy)])
+def test_losses_by_name_and_by_function(name, cls):
+    assert type(losses.get(name)) is cls
+
+
+def test_reductions_and_per_example_functions():
+    y, p = np.array([[0.0, 1.0], [2.0, 0.0]]), minidl.Tensor(np.array([[0.5, 1.0], [0.0, 3.0]]))
+    assert losses.mean_absolute_error(y, p).data.tolist() == [0.25, 2.5]
+    assert losses.MeanAbsoluteError(reduction='sum')(y, p).item() == 2.75
+    assert losses.MeanSquaredError(reduction='none')(y, p).data.tolist() == [0.125, 6.5]
+    assert losses.huber(y, p).data.tolist() == [0.0625, 2.0]
+    with pytest.raises(ValueError, match="Huber: reduction must be one of .* got 'mean'"):
+        losses.Huber(reduction='mean')
+
+
+@pytest.mark.parametrize('loss', [losses.MeanAbsoluteError(), losses.Huber(0.7),
+                                  losses.KLDivergence(), losses.MeanSquaredError()])
+def test_regression_losses_have_float64_gradients(check_grad, loss):
+    rng = np.random.default_rng(2)
+    target = rng.uniform(0.1, 1, (3, 4))
+    check_grad(lambda p: loss(target, p), rng.uniform(0.1, 1, (3, 4)) + 0.05)

@@ -3,8 +3,10 @@
 Each module keeps an op's checks, forward and backward together in one Function class, with
 the lowercase function users call right below it.
 """
-from minidl.functions.activation import (bias_act, log_softmax, relu, sigmoid, softmax,
-                                         tanh)
+from minidl.functions.activation import (bias_act, elu, erf, exponential, gelu, hard_sigmoid,
+                                         hard_silu, leaky_relu, linear, log_sigmoid,
+                                         log_softmax, mish, relu, relu6, selu, sigmoid, silu,
+                                         softmax, softplus, softsign, tanh)
 from minidl.functions.conv import conv1d, conv2d
 from minidl.functions.dropout import dropout, gaussian_dropout, gaussian_noise
 from minidl.functions.embedding import embedding

@@ -52,13 +52,14 @@ def _without_ones(shape):
 
 
 def class_labels(target, shape, op):
-    """Class indices (N,) or (N, 1) for scores of ``shape`` (N, K), checked, as int64 (N,)."""
+    """Class indices for scores of ``shape`` (..., K): an array of ``shape[:-1]``, or of that
+    with a trailing 1 ((N,) or (N, 1) for scores (N, K)), checked, as int64 flattened (M,)."""
     target = _array(target)
-    n, k = shape[0], shape[-1]
-    if tuple(target.shape) not in ((n,), (n, 1)):
-        raise ValueError(f'{op}: class labels must have shape ({n},) or ({n}, 1) for '
+    lead = tuple(shape[:-1])
+    if tuple(target.shape) not in (lead, lead + (1,)):
+        raise ValueError(f'{op}: class labels must have shape {lead} or {lead + (1,)} for '
                          f'predictions of shape {tuple(shape)}, got {tuple(target.shape)}')
-    return checked_indices(target.reshape(n), k, op)
+    return checked_indices(target.reshape(-1), shape[-1], op)
 
 
 class SoftmaxCrossEntropy(Function):

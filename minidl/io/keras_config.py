@@ -11,13 +11,15 @@ is collected, so one WeightFileError lists every unsupported layer class and arg
 class, argument) rather than a TypeError from the first constructor. What an argument means
 in Keras decides what happens to it:
 
-* arguments the minidl layer takes pass through (an activation must be one minidl has);
+* arguments the minidl layer takes pass through (an activation must be one minidl has), and
+  so do its regularizers (``{'class_name': 'L2', 'config': {'l2': 0.01}}``), written back the
+  same way;
 * initializers the minidl layer does not take are dropped silently: they only pick starting
   values, which the file's weights replace (an unknown one where the layer takes one is
   dropped with a warning: the layer's default starts it);
-* arguments that only shape training - regularizers, a ``noise_shape`` or ``seed`` of a layer
-  that does not take one, a call's ``training`` flag - are dropped, with one warning naming
-  those that were set;
+* arguments that only shape training - regularizers of layers that take none or of a kind
+  minidl lacks, a ``noise_shape`` or ``seed`` of a layer that does not take one, a call's
+  ``training`` flag - are dropped, with one warning naming those that were set;
 * arguments minidl supports in one value only where the layer does not take them
   (``data_format='channels_last'``, ``groups=1``, ``sparse=False``, ``ragged=False``, ...) are
   accepted at that value;
@@ -48,7 +50,7 @@ import warnings
 
 import numpy as np
 
-from minidl import constraints, initializers
+from minidl import constraints, initializers, regularizers
 from minidl import layers as layers_module
 from minidl.functions.activation import ACTIVATIONS
 from minidl.io.errors import WeightFileError
@@ -71,6 +73,8 @@ _TRAINING_ONLY = ('kernel_regularizer', 'bias_regularizer', 'activity_regularize
 # Keras arguments that configure a feature refused unless off (renorm, LoRA): no effect.
 _UNUSED = ('renorm_clipping', 'renorm_momentum', 'lora_alpha')
 _MODELS = ('Sequential', 'Functional', 'Model')
+# The Keras modules of the objects a layer config holds as {'class_name', 'config'}.
+_OBJECT_MODULES = {'constraint': 'keras.constraints', 'regularizer': 'keras.regularizers'}
 # Keras layers whose config holds code: a Lambda's function, a TensorFlow operation's name.
 _CODE = ('Lambda', 'TFOpLambda', 'SlicingOpLambda')
 
@@ -173,6 +177,8 @@ class _Translation:
             if value != _ONLY[key]:
                 self.problems.append(f'{label}: argument {key}={value!r} (minidl supports '
                                      f'{_ONLY[key]!r} only)')
+        elif key.endswith('_regularizer') and key in accepted:
+            kwargs[key] = self.regularizer(label, key, value)
         elif key in _TRAINING_ONLY and key not in accepted:
             if value is not None:
                 self.dropped.append(f'{label} {key}={_short(value)}')
@@ -222,6 +228,17 @@ class _Translation:
             self.dropped.append(f'{label} {key} ({exc}; the default is used)')
             return 'glorot_uniform' if key == 'kernel_initializer' else \
                 'uniform' if key == 'embeddings_initializer' else 'zeros'
+
+    def regularizer(self, label, key, value):
+        """A minidl regularizer for a Keras one; one minidl lacks is dropped with a warning
+        (it changes training only)."""
+        if isinstance(value, dict):
+            value = {'class_name': value.get('class_name'), 'config': value.get('config', {})}
+        try:
+            return regularizers.get(value)
+        except (ValueError, TypeError) as exc:
+            self.dropped.append(f'{label} {key}={_short(value)} ({exc})')
+            return None
 
     def constraint(self, label, key, value):
         if isinstance(value, dict):
@@ -587,9 +604,12 @@ def _layer_config(layer, dialect):
         if key.endswith('_initializer') and hasattr(layer, key):
             config[key] = dialect.wrap('keras.initializers',
                                        *_initializer_config(getattr(layer, key)))
-        elif key.endswith('_constraint') and config.get(key):
-            config[key] = dialect.wrap('keras.constraints', config[key]['class_name'],
-                                       config[key]['config'])
+        elif key.rsplit('_', 1)[-1] in _OBJECT_MODULES and config.get(key):
+            config[key] = dialect.wrap(_OBJECT_MODULES[key.rsplit('_', 1)[-1]],
+                                       config[key]['class_name'], config[key]['config'])
+    if dialect is KERAS2:  # tf-keras's names where Keras 3 renamed an argument
+        for ours, theirs in getattr(layer, 'keras2_names', {}).items():
+            config[theirs] = config.pop(ours)
     return dialect.layer_config(config)
 
 
@@ -645,11 +665,12 @@ def file_config(model, path, dialect=KERAS2):
 
 
 def _code_layers(model):
-    """``name (class)`` of each layer under ``model`` that is a function (an Operation)."""
+    """``name (class)`` of each layer under ``model`` that is a function (an Operation) or
+    has one as its activation."""
     found = []
     for layer in model.layers:
-        if isinstance(layer, Operation):
-            found.append(f'{layer.name} ({type(layer).__name__})')
-        elif hasattr(layer, 'layers'):
+        if hasattr(layer, 'layers'):
             found += _code_layers(layer)
+        elif isinstance(layer, Operation) or callable(getattr(layer, 'activation', None)):
+            found.append(f'{layer.name} ({type(layer).__name__})')
     return found

@@ -5,7 +5,7 @@ merging, normalization, pooling, regularization, reshaping.
 
 Keras's other names for the same classes (``Convolution2D``, ``MaxPool2D``, ...) are aliases
 here, not classes of their own."""
-from minidl.layers.activations import Activation, ReLU
+from minidl.layers.activations import ELU, Activation, LeakyReLU, PReLU, ReLU, Softmax
 from minidl.layers.base import Layer, SymbolicTensor
 from minidl.layers.convolutional import Conv1D, Conv2D
 from minidl.layers.core import Dense, Input, InputLayer, Lambda

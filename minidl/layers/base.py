@@ -15,7 +15,7 @@ import re
 
 import numpy as np
 
-from minidl import constraints, initializers
+from minidl import constraints, initializers, regularizers
 from minidl.autograd import Tensor, as_array
 from minidl.backends import to_device
 from minidl.functions.shape import transpose
@@ -207,6 +207,7 @@ class Layer:
         self.dtype = np.dtype(dtype)
         self.built = False
         self._weights = []
+        self._regularized = []  # (weight, regularizer) pairs, for ``losses``
         self.input_shape_arg = self._declared_input_shape(input_shape, batch_input_shape,
                                                           input_dim, input_length)
         self.input_shape = self.output_shape = None
@@ -223,9 +224,10 @@ class Layer:
 
     # --- weights --------------------------------------------------------------------------
     def add_weight(self, name, shape, initializer='glorot_uniform', trainable=True,
-                   constraint=None):
+                   constraint=None, regularizer=None):
         """Create a weight Tensor named ``<layer>/<name>`` with a Keras initializer; the
-        optimizer applies ``constraint`` (see :mod:`minidl.constraints`) after each update.
+        optimizer applies ``constraint`` (see :mod:`minidl.constraints`) after each update, and
+        ``regularizer``'s penalty (:mod:`minidl.regularizers`) is in :attr:`losses`.
         Inside :meth:`weight_budget`, a weight beyond the budget is refused before it exists."""
         _charge_budget(self, tuple(shape))
         data = initializers.get(initializer)(tuple(shape), dtype=self.dtype)
@@ -234,6 +236,8 @@ class Layer:
         weight.trainable = trainable
         weight.constraint = constraints.get(constraint)
         self._weights.append(weight)
+        if regularizer is not None:
+            self._regularized.append((weight, regularizers.get(regularizer)))
         return weight
 
     @staticmethod
@@ -294,6 +298,17 @@ class Layer:
                 raise ValueError(f'{self.name}: weight {w.name} has shape {w.shape}, got an '
                                  f'array of shape {a.shape}')
             w.data = to_device(a.astype(w.dtype), w.device)
+
+    # --- penalties ------------------------------------------------------------------------
+    activity_losses = ()  # the penalties on the outputs of this layer's latest call
+
+    @property
+    def losses(self):
+        """The penalties (scalar Tensors) training adds to the loss, as Keras lists them:
+        layer by layer, this one first, each one's activity penalties of its latest call, then
+        one per regularized weight (a frozen layer's too, as in tf-keras)."""
+        own = list(self.activity_losses) + [fn(w) for w, fn in self._regularized]
+        return own + [loss for layer in getattr(self, 'layers', ()) for loss in layer.losses]
 
     def count_params(self):
         return sum(w.size for w in self.weights)

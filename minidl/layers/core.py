@@ -2,7 +2,7 @@
 import numpy as np
 
 import minidl.functions as F
-from minidl import constraints
+from minidl import constraints, regularizers
 from minidl.functions.activation import check_activation
 from minidl.layers import arguments
 from minidl.layers.base import (Layer, Node, Operation, SymbolicTensor, format_shape,
@@ -13,37 +13,57 @@ class Activated(Layer):
     """A layer computing ``activation(linear(x) + bias)`` with the last two steps fused.
 
     Subclasses give ``linear(x)``; ``call_logits`` stops before the activation so that a final
-    softmax or sigmoid can be fused into the loss.
+    softmax or sigmoid can be fused into the loss. ``kernel_regularizer`` and
+    ``bias_regularizer`` penalise the weights, ``activity_regularizer`` the output (divided by
+    the batch size, as Keras does); the penalties are in :attr:`losses`.
     """
 
     def __init__(self, activation=None, use_bias=True, kernel_initializer='glorot_uniform',
-                 bias_initializer='zeros', kernel_constraint=None, bias_constraint=None,
+                 bias_initializer='zeros', kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
                  **kwargs):
         super().__init__(**kwargs)
         self.activation = check_activation(activation)
         self.use_bias = use_bias
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.activity_regularizer = regularizers.get(activity_regularizer)
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
         self.bias = None
 
     def add_kernel_and_bias(self, kernel_shape):
         self.kernel = self.add_weight('kernel', kernel_shape, self.kernel_initializer,
-                                      constraint=self.kernel_constraint)
+                                      constraint=self.kernel_constraint,
+                                      regularizer=self.kernel_regularizer)
         if self.use_bias:
             self.bias = self.add_weight('bias', kernel_shape[-1:], self.bias_initializer,
-                                        constraint=self.bias_constraint)
+                                        constraint=self.bias_constraint,
+                                        regularizer=self.bias_regularizer)
 
     def call(self, x, training=False):
-        return F.bias_act(self.linear(x), self.bias, self.activation)
+        return self._penalised(F.bias_act(self.linear(x), self.bias, self.activation))
 
     def call_logits(self, x, training=False):
-        return F.bias_act(self.linear(x), self.bias, 'linear')
+        logits = F.bias_act(self.linear(x), self.bias, 'linear')
+        if self.activity_regularizer is not None:
+            self._penalised(F.bias_act(logits, None, self.activation))
+        return logits
+
+    def _penalised(self, y):
+        """``y``, the output, after keeping its activity penalty (if any) for ``losses``."""
+        if self.activity_regularizer is not None:
+            self.activity_losses = [self.activity_regularizer(y) / max(len(y), 1)]
+        return y
 
     def get_config(self):
         return {**super().get_config(), 'activation': self.activation,
                 'use_bias': self.use_bias, 'kernel_initializer': _name(self.kernel_initializer),
                 'bias_initializer': _name(self.bias_initializer),
+                'kernel_regularizer': regularizers.serialize(self.kernel_regularizer),
+                'bias_regularizer': regularizers.serialize(self.bias_regularizer),
+                'activity_regularizer': regularizers.serialize(self.activity_regularizer),
                 'kernel_constraint': constraints.serialize(self.kernel_constraint),
                 'bias_constraint': constraints.serialize(self.bias_constraint)}
 

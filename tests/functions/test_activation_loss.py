@@ -1,4 +1,6 @@
 """Activations and losses: NumPy formulas, stability at +-1e4, float64 gradients."""
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -6,6 +8,7 @@ from hypothesis.extra import numpy as hnp
 
 import minidl
 import minidl.functions as F
+from minidl.functions import activation as activations
 
 pytestmark = pytest.mark.usefixtures('cpu_kernels')  # every op on Numba and on the reference
 
@@ -41,7 +44,49 @@ def test_activation(check_grad, name, shape, seed):
     check_grad(ours, x)
 
 
-@pytest.mark.parametrize('activation', ['linear', 'relu', 'sigmoid', 'tanh', 'softmax'])
+@pytest.mark.parametrize('name', sorted(set(activations.ACTIVATIONS) - set(ACTIVATIONS)))
+@given(shape=shapes, seed=st.integers(0, 2**16))
+def test_composed_activations_have_float64_gradients(check_grad, name, shape, seed):
+    """Each Keras activation composed of primitives (values: tests/test_keras_numbers.py),
+    away from its kinks (0, and +-3 and 6 for the hard ones)."""
+    x = np.random.default_rng(seed).uniform(-7, 7, shape)
+    x = np.where(np.min(np.abs(x[..., None] - [0, -3, 3, 6]), axis=-1) < 0.05, 0.5, x)
+    fn = activations.ACTIVATIONS[name]
+    assert fn(minidl.Tensor(x.astype(np.float32))).dtype == np.float32
+    check_grad(fn, x)
+
+
+def test_erf_is_accurate_to_float64_rounding_on_either_side_of_its_cut():
+    x = np.concatenate([np.linspace(-9, 9, 2001), [2.5, -2.5, 0.0, 1e-8]])
+    want = np.array([math.erf(v) for v in x])
+    np.testing.assert_allclose(F.erf(minidl.Tensor(x)).data, want, rtol=0, atol=1e-14)
+
+
+@pytest.mark.parametrize('approximate', [False, True])
+def test_gelu_is_x_times_the_normal_cdf(check_grad, approximate):
+    x = np.linspace(-5, 5, 41)
+    cdf = np.array([0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x])
+    np.testing.assert_allclose(F.gelu(minidl.Tensor(x), approximate).data, x * cdf,
+                               atol=1e-3 if approximate else 1e-14)
+    check_grad(lambda t: F.gelu(t, approximate), x)
+
+
+def test_activation_names_and_callables():
+    assert activations.check_activation(None) == 'linear'
+    assert activations.check_activation(F.relu) == 'relu'  # fuses, saves and loads by name
+    assert activations.check_activation(F.silu) == 'silu'
+    double = lambda t: t * 2  # noqa: E731
+    assert activations.check_activation(double) is double
+    x = minidl.Tensor(np.array([[1.0, -2.0]]))
+    np.testing.assert_array_equal(F.bias_act(x, np.array([1.0, 1.0]), double).data, [[4, -2]])
+    with pytest.raises(ValueError, match="unknown activation 'relux'; expected a callable"):
+        activations.check_activation('relux')
+    with pytest.raises(TypeError, match='an activation must be a name or a callable, got 3'):
+        activations.check_activation(3)
+
+
+@pytest.mark.parametrize('activation', ['linear', 'relu', 'sigmoid', 'tanh', 'softmax', 'gelu',
+                                        'elu'])
 @given(shape=shapes, seed=st.integers(0, 2**16))
 def test_bias_act(check_grad, activation, shape, seed):
     rng = np.random.default_rng(seed)

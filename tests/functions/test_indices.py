@@ -16,7 +16,7 @@ def sparse_label_paths(logits, labels):
     """Every way a sparse label reaches an index: fused kernel, probabilities, metrics."""
     probs = F.softmax(minidl.Tensor(logits)).data
     return [lambda: F.softmax_cross_entropy(minidl.Tensor(logits), labels),
-            lambda: SPARSE.from_logits(labels, minidl.Tensor(logits)),
+            lambda: SPARSE.on_logits(labels, minidl.Tensor(logits)),
             lambda: SPARSE(labels, minidl.Tensor(probs)),
             lambda: metrics.sparse_categorical_accuracy(labels, probs),
             lambda: metrics.sparse_top_k_categorical_accuracy(labels, probs, k=1)]
@@ -39,8 +39,8 @@ def test_a_bad_label_is_refused_on_every_path(cpu_kernels, label, problem):
 def test_whole_float_labels_and_column_labels_equal_integer_ones(cpu_kernels):
     logits = minidl.Tensor(np.random.default_rng(1).standard_normal((4, 3)))
     want = F.softmax_cross_entropy(logits, np.array([0, 2, 1, 1])).item()
-    assert SPARSE.from_logits(np.array([0.0, 2.0, 1.0, 1.0]), logits).item() == want
-    assert SPARSE.from_logits(np.array([[0], [2], [1], [1]]), logits).item() == want
+    assert SPARSE.on_logits(np.array([0.0, 2.0, 1.0, 1.0]), logits).item() == want
+    assert SPARSE.on_logits(np.array([[0], [2], [1], [1]]), logits).item() == want
 
 
 @pytest.mark.parametrize('labels, message', [
@@ -51,7 +51,7 @@ def test_whole_float_labels_and_column_labels_equal_integer_ones(cpu_kernels):
 def test_labels_of_the_wrong_kind_or_shape_are_named(labels, message):
     logits = minidl.Tensor(np.zeros((4, 3)))
     with pytest.raises(ValueError, match=f'sparse_categorical_crossentropy: .*{message}'):
-        SPARSE.from_logits(labels, logits)
+        SPARSE.on_logits(labels, logits)
 
 
 @st.composite

@@ -58,11 +58,24 @@ CASES = [
     (lambda: layers.GlobalAveragePooling2D(keepdims=True), (2, 3, 3, 2), 0),
     (lambda: layers.GlobalMaxPooling1D('channels_first', keepdims=True), (2, 3, 5), 0),
     (lambda: layers.GlobalAveragePooling2D('channels_first'), (2, 3, 2, 2), 0),
+    (lambda: layers.LeakyReLU(0.1), (3, 4), 0),
+    (lambda: layers.LeakyReLU(alpha=0.2), (2, 3, 2), 0),
+    (lambda: layers.ELU(0.5), (3, 4), 0),
+    (lambda: layers.Softmax(), (2, 5), 0),
+    (lambda: layers.Softmax(axis=[1, 2]), (2, 3, 2), 0),
+    (lambda: layers.PReLU(alpha_initializer='ones'), (2, 3, 2), 3 * 2),
+    (lambda: layers.PReLU(alpha_initializer='glorot_uniform', shared_axes=[1, 2],
+                          alpha_regularizer='l2'), (2, 3, 3, 2), 2),
+    (lambda: layers.Activation('gelu'), (2, 3), 0),
+    (lambda: layers.Dense(3, activation='mish', kernel_regularizer='l1', bias_regularizer='l2',
+                          activity_regularizer='l2'), (2, 4), 4 * 3 + 3),
 ]
 
 
 def _distinct(shape, seed=0):
-    return np.random.default_rng(seed).permutation(np.prod(shape)).reshape(shape) / 10 - 1.0
+    """Distinct values 0.1 apart, none at a kink of the piecewise layers (0, the ReLU
+    cases' thresholds and caps)."""
+    return np.random.default_rng(seed).permutation(np.prod(shape)).reshape(shape) / 10 - 0.97
 
 
 @pytest.mark.parametrize('make, shape, params', CASES,
@@ -220,3 +233,20 @@ def test_relu_follows_keras_piecewise_rule():
         [-0.25, -0.1, -0.05, 0.5, 2, 2])
     with pytest.raises(ValueError, match=r're_lu\w* \(ReLU\): max_value must be >= 0'):
         layers.ReLU(-1.0)
+
+
+def test_activation_layers_check_their_arguments():
+    with pytest.raises(ValueError, match=r'leaky\w* \(LeakyReLU\): negative_slope must be >= 0'):
+        layers.LeakyReLU(-0.1)
+    with pytest.raises(ValueError, match=r'p\w* \(PReLU\): shared_axes \[3\] must be axes 1 '
+                                         r'to 2 of inputs \(None, 3, 4\)'):
+        layers.PReLU(shared_axes=3)(np.zeros((1, 3, 4), np.float32))
+    with pytest.raises(ValueError, match=r'\(PReLU\) needs every axis not in shared_axes '
+                                         r'known, got inputs \(None, None, 4\)'):
+        layers.PReLU(shared_axes=2)(layers.Input((None, 4)))
+
+
+def test_softmax_layer_fuses_into_the_loss_along_the_last_axis_only():
+    assert layers.Softmax().activation == 'softmax'
+    assert layers.Softmax(axis=1).activation == 'linear'
+    assert layers.LeakyReLU(0.25).get_config()['negative_slope'] == 0.25
