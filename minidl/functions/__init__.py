@@ -5,7 +5,8 @@ the lowercase function users call right below it.
 """
 from minidl.functions.activation import (bias_act, log_softmax, relu, sigmoid, softmax,
                                          tanh)
-from minidl.functions.conv import conv1d, conv2d
+from minidl.functions.conv import (conv1d, conv1d_transpose, conv2d, conv2d_transpose,
+                                   depthwise_conv2d, separable_conv1d, separable_conv2d)
 from minidl.functions.dropout import dropout
 from minidl.functions.embedding import embedding
 from minidl.functions.loss import (mean_squared_error, sigmoid_binary_cross_entropy,

@@ -67,7 +67,7 @@ _ONLY = {'data_format': 'channels_last', 'groups': 1, 'sparse': False, 'ragged':
 # Keras arguments that change only training, never what a loaded model computes.
 _TRAINING_ONLY = ('kernel_regularizer', 'bias_regularizer', 'activity_regularizer',
                   'embeddings_regularizer', 'beta_regularizer', 'gamma_regularizer',
-                  'noise_shape', 'seed')
+                  'depthwise_regularizer', 'pointwise_regularizer', 'noise_shape', 'seed')
 # Keras arguments that configure a feature refused unless off (renorm, LoRA): no effect.
 _UNUSED = ('renorm_clipping', 'renorm_momentum', 'lora_alpha')
 _MODELS = ('Sequential', 'Functional', 'Model')
@@ -174,7 +174,7 @@ class _Translation:
         key = 'batch_input_shape' if key == 'batch_shape' else key
         if key in _UNUSED:
             return
-        if key in _ONLY:
+        if key in _ONLY and key not in accepted:
             if value != _ONLY[key]:
                 self.problems.append(f'{label}: argument {key}={value!r} (minidl supports '
                                      f'{_ONLY[key]!r} only)')
