@@ -184,6 +184,8 @@ class _Translation:
         elif key.endswith('_initializer'):
             if key in accepted:
                 kwargs[key] = self.initializer(label, key, value)
+        elif key not in accepted and key.endswith('_constraint') and value is None:
+            return  # no constraint (tf-keras writes SeparableConv2D's unused kernel_constraint)
         elif key not in accepted:
             self.problems.append(f'{label}: unknown argument {key}={_short(value)}')
         elif key == 'dtype':
