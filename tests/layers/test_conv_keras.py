@@ -118,3 +118,38 @@ def test_same_outputs_as_keras_fixture(index):
     got = minidl_output(index)
     assert got.shape == want.shape
     assert relative_difference(got, want) < 1e-5
+
+
+def _model_layers():
+    """The same layers of the family in minidl and Keras: images, then sequences."""
+    images = [('Conv2D', dict(filters=6, kernel_size=3, groups=2, activation='relu')),
+              ('DepthwiseConv2D', dict(kernel_size=3, depth_multiplier=2, padding='same')),
+              ('SeparableConv2D', dict(filters=4, kernel_size=3, strides=2)),
+              ('Conv2DTranspose', dict(filters=3, kernel_size=3, strides=2, padding='same'))]
+    sequences = [('Conv1D', dict(filters=4, kernel_size=3, padding='causal', dilation_rate=2)),
+                 ('SeparableConv1D', dict(filters=4, kernel_size=3, padding='same')),
+                 ('Conv1DTranspose', dict(filters=2, kernel_size=3, strides=2))]
+    return [((9, 9, 4), images), ((12, 3), sequences)]
+
+
+@pytest.mark.interop
+@pytest.mark.parametrize('module, suffix', [('tf_keras', '.h5'), ('keras', '.keras')])
+def test_keras_saved_models_of_the_family_load_and_predict_the_same(tmp_path, module, suffix):
+    keras = pytest.importorskip(module)
+    from minidl.saving import load_model
+    for shape, specs in _model_layers():
+        model = keras.Sequential([keras.Input(shape)] + [getattr(keras.layers, name)(**kwargs)
+                                                         for name, kwargs in specs])
+        rng = np.random.default_rng(0)
+        model.set_weights([rng.standard_normal(w.shape).astype(np.float32)
+                           for w in model.get_weights()])
+        x = rng.standard_normal((2,) + shape).astype(np.float32)
+        path = str(tmp_path / f'family{len(shape)}{suffix}')
+        model.save(path)
+        loaded = load_model(path, compile=False)
+        got = loaded.predict(x)
+        want = np.asarray(model.predict(x, verbose=0))
+        assert relative_difference(got, want) < 1e-5
+        loaded.save(path)  # and back: Keras reads minidl's file of the same model
+        again = np.asarray(keras.models.load_model(path, compile=False).predict(x, verbose=0))
+        assert relative_difference(again, want) < 1e-5
