@@ -1,4 +1,4 @@
-"""Convolution as im2col + GEMM, on channels-last input.
+"""Convolution as im2col + GEMM, on channels-last input, and the family built on it.
 
 Forward: every receptive field of ``x`` (N, H, W, C) becomes one row of the column matrix
 ``cols`` (N*OH*OW, kh*kw*C); the output is ``cols @ W`` with ``W`` reshaped to
@@ -8,7 +8,13 @@ Forward: every receptive field of ``x`` (N, H, W, C) becomes one row of the colu
   that used it; ``db`` sums ``dY`` over positions;
 * ``dx = col2im(dY @ W^T)`` sends each column entry back to the pixel it was read from.
 
-DESIGN.md prefers composing an Im2col Function with matmul. This module departs from that on
+With ``groups`` the channels are cut into groups that never meet, and each product is one
+per group; a depthwise convolution is the case of one group per channel, a separable one a
+depthwise convolution followed by a product over channels. The transposed convolution runs
+the convolution's input gradient forward: ``col2im(x @ W^T)``, composed from a matmul and a
+:class:`Col2im` Function whose backward is im2col.
+
+DESIGN.md prefers composing an Im2col Function with matmul. Conv2d departs from that on
 purpose: the column matrix is ``kh*kw`` times larger than the input, and how it is held
 decides both the memory and the speed of a convolution. A column matrix of at most ``keep``
 bytes is built once and kept for backward. A larger one is never built whole: forward and
@@ -145,7 +151,10 @@ class Conv2d(Function):
         for t in self.tiles:
             cols = self._columns(t)
             y_rows = y[t.images, t.rows].reshape(-1, W.shape[3])  # a view of y
-            xp.matmul(cols, wmat, out=_outputs_by_group(y_rows, self.groups))
+            if self.groups == 1:  # straight into y; a grouped view of y is not contiguous
+                xp.matmul(cols, wmat, out=y_rows[None])
+            else:
+                _outputs_by_group(y_rows, self.groups)[...] = xp.matmul(cols, wmat)
             if b is not None:
                 y_rows += b
         self.cols = cols if self.kept else None
