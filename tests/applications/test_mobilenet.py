@@ -92,9 +92,9 @@ def test_missing_or_impossible_imagenet_weights_are_clear_errors(keras_home):
     with pytest.raises(FileNotFoundError, match='mobilenet_1_0_160_tf_no_top.h5.*downloads '
                                                 'nothing'):
         MobileNet(include_top=False, input_shape=(160, 160, 3))
-    with pytest.warns(UserWarning, match=r'no ImageNet weights for input_shape \(100, 100, 3\)'):
+    with pytest.warns(UserWarning, match=r'no ImageNet weights for input_shape \(96, 96, 3\)'):
         with pytest.raises(FileNotFoundError, match='mobilenet_1_0_224_tf.h5'):
-            MobileNet(input_shape=(100, 100, 3))
+            MobileNet(input_shape=(96, 96, 3))
     with pytest.raises(ValueError, match='1000 classes, got classes=10'):
         MobileNet(classes=10)
     with pytest.raises(ValueError, match='alpha in .* got depth_multiplier=1, alpha=0.3'):
