@@ -98,3 +98,21 @@ def test_a_function_as_activation_cannot_be_saved_as_a_config():
     assert model.predict(np.ones((1, 3), np.float32)).shape == (1, 2)
     with pytest.raises(ValueError, match=r'doubled \(Dense\) compute with code'):
         file_config(model, 'm.h5')
+
+
+def test_depthwise_and_pointwise_kernels_take_their_own_regularizers():
+    layer = layers.SeparableConv2D(2, 3, depthwise_regularizer=regularizers.L1(0.5),
+                                   pointwise_regularizer=regularizers.L2(0.25),
+                                   bias_regularizer='l2')
+    layer(np.ones((1, 4, 4, 2), np.float32))
+    depthwise, pointwise = layer.depthwise_kernel.numpy(), layer.pointwise_kernel.numpy()
+    assert np.isclose(sum(float(loss.numpy()) for loss in layer.losses),
+                      0.5 * np.abs(depthwise).sum() + 0.25 * (pointwise ** 2).sum())
+    config = layer.get_config()
+    assert config['depthwise_regularizer']['class_name'] == 'L1'
+    assert 'kernel_regularizer' not in config
+    clone = layers.SeparableConv2D.from_config({**config, 'name': 'clone'})
+    assert clone.pointwise_regularizer.get_config() == {'l2': 0.25}
+    depth = layers.DepthwiseConv2D(3, depthwise_regularizer='l2')
+    depth(np.ones((1, 4, 4, 2), np.float32))
+    assert len(depth.losses) == 1

@@ -7,7 +7,8 @@ from minidl.functions.activation import (bias_act, elu, erf, exponential, gelu, 
                                          hard_silu, leaky_relu, linear, log_sigmoid,
                                          log_softmax, mish, relu, relu6, selu, sigmoid, silu,
                                          softmax, softplus, softsign, tanh)
-from minidl.functions.conv import conv1d, conv2d
+from minidl.functions.conv import (conv1d, conv1d_transpose, conv2d, conv2d_transpose,
+                                   depthwise_conv2d, separable_conv1d, separable_conv2d)
 from minidl.functions.dropout import dropout, gaussian_dropout, gaussian_noise
 from minidl.functions.embedding import embedding
 from minidl.functions.loss import (mean_squared_error, sigmoid_binary_cross_entropy,

@@ -69,7 +69,7 @@ _ONLY = {'data_format': 'channels_last', 'groups': 1, 'sparse': False, 'ragged':
 # Keras arguments that change only training, never what a loaded model computes.
 _TRAINING_ONLY = ('kernel_regularizer', 'bias_regularizer', 'activity_regularizer',
                   'embeddings_regularizer', 'beta_regularizer', 'gamma_regularizer',
-                  'noise_shape', 'seed')
+                  'depthwise_regularizer', 'pointwise_regularizer', 'noise_shape', 'seed')
 # Keras arguments that configure a feature refused unless off (renorm, LoRA): no effect.
 _UNUSED = ('renorm_clipping', 'renorm_momentum', 'lora_alpha')
 _MODELS = ('Sequential', 'Functional', 'Model')
@@ -185,6 +185,8 @@ class _Translation:
         elif key.endswith('_initializer'):
             if key in accepted:
                 kwargs[key] = self.initializer(label, key, value)
+        elif key not in accepted and key.endswith('_constraint') and value is None:
+            return  # no constraint (tf-keras writes SeparableConv2D's unused kernel_constraint)
         elif key not in accepted:
             self.problems.append(f'{label}: unknown argument {key}={_short(value)}')
         elif key == 'dtype':

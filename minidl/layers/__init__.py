@@ -7,7 +7,8 @@ Keras's other names for the same classes (``Convolution2D``, ``MaxPool2D``, ...)
 here, not classes of their own."""
 from minidl.layers.activations import ELU, Activation, LeakyReLU, PReLU, ReLU, Softmax
 from minidl.layers.base import Layer, SymbolicTensor
-from minidl.layers.convolutional import Conv1D, Conv2D
+from minidl.layers.convolutional import (Conv1D, Conv1DTranspose, Conv2D, Conv2DTranspose,
+                                         DepthwiseConv2D, SeparableConv1D, SeparableConv2D)
 from minidl.layers.core import Dense, Input, InputLayer, Lambda
 from minidl.layers.embedding import Embedding
 from minidl.layers.merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply,
@@ -24,6 +25,8 @@ from minidl.layers.reshaping import (Cropping1D, Cropping2D, Flatten, Permute, R
                                      ZeroPadding2D)
 
 Convolution1D, Convolution2D = Conv1D, Conv2D
+Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspose
+SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D
 MaxPool1D, MaxPool2D = MaxPooling1D, MaxPooling2D
 AvgPool1D, AvgPool2D = AveragePooling1D, AveragePooling2D
 GlobalMaxPool1D, GlobalMaxPool2D = GlobalMaxPooling1D, GlobalMaxPooling2D

@@ -30,8 +30,10 @@ def tiled_case(draw):
     out = draw(st.integers(1, 5))
     span = d * (k - 1) + 1
     size = out * s if padding == 'same' else (out - 1) * s + span - (2 if padding == 1 else 0)
-    return dict(n=draw(st.integers(1, 3)), size=max(size, 1), k=k, stride=s, dilation=d,
-                padding=padding, tile_rows=draw(st.integers(1, 12)))
+    unread = 0 if padding == 'same' else draw(st.integers(0, s - 1))  # floored windows
+    return dict(n=draw(st.integers(1, 3)), size=max(size + unread, 1), k=k, stride=s,
+                dilation=d, padding=padding, groups=draw(st.sampled_from([1, 2])),
+                tile_rows=draw(st.integers(1, 12)))
 
 
 @settings(max_examples=40, deadline=None)
@@ -39,12 +41,13 @@ def tiled_case(draw):
 def test_tiles_give_the_same_output_and_gradients_as_whole_columns(case):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((case['n'], case['size'], 4, 2))
-    W = rng.standard_normal((case['k'], case['k'], 2, 3))
-    b = rng.standard_normal(3)
-    conv = dict(stride=case['stride'], padding=case['padding'], dilation=case['dilation'])
+    W = rng.standard_normal((case['k'], case['k'], 2 // case['groups'], 4))
+    b = rng.standard_normal(4)
+    conv = dict(stride=case['stride'], padding=case['padding'], dilation=case['dilation'],
+                groups=case['groups'])
     try:
         _, _, y, grads = conv_with_gradients(KEEP_ALL, x, W, b, **conv)
-    except ValueError:  # a 'valid' or padded window that does not tile this size
+    except ValueError:  # a window larger than this input
         return
     row_bytes = y.shape[2] * case['k'] ** 2 * 2 * x.itemsize
     _, kept, y_t, grads_t = conv_with_gradients(

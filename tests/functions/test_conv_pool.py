@@ -24,30 +24,42 @@ def naive_conv2d(x, W, stride, pad):
     return y
 
 
+def naive_grouped_conv2d(x, W, stride, pad, groups):
+    """Each group of channels convolved alone with its own filters, then side by side."""
+    cg, fg = x.shape[3] // groups, W.shape[3] // groups
+    return np.concatenate([naive_conv2d(x[..., g * cg:(g + 1) * cg],
+                                        W[..., g * fg:(g + 1) * fg], stride, pad)
+                           for g in range(groups)], axis=3)
+
+
 @st.composite
 def conv_case(draw):
+    """Shapes whose windows tile the input, or (valid) leave up to S - 1 rows unread."""
     k = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     s = draw(st.integers(1, 2)), draw(st.integers(1, 2))
     padding = draw(st.sampled_from(['valid', 'same']))
     out = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     size = tuple(o * st_ for o, st_ in zip(out, s)) if padding == 'same' else \
-        tuple((o - 1) * st_ + kk for o, st_, kk in zip(out, s, k))
-    return dict(n=draw(st.integers(1, 2)), size=size, cin=draw(st.integers(1, 3)),
-                cout=draw(st.integers(1, 3)), k=k, stride=s, padding=padding,
-                seed=draw(st.integers(0, 2**16)))
+        tuple((o - 1) * st_ + kk + draw(st.integers(0, st_ - 1))
+              for o, st_, kk in zip(out, s, k))
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    return dict(n=draw(st.integers(1, 2)), size=size, groups=groups,
+                cin=groups * draw(st.integers(1, 2)), cout=groups * draw(st.integers(1, 2)),
+                k=k, stride=s, padding=padding, seed=draw(st.integers(0, 2**16)))
 
 
 @given(case=conv_case())
 def test_conv2d_matches_the_definition_and_its_gradients(check_grad, case):
     rng = np.random.default_rng(case['seed'])
     x = rng.standard_normal((case['n'],) + case['size'] + (case['cin'],))
-    W = rng.standard_normal(case['k'] + (case['cin'], case['cout']))
+    W = rng.standard_normal(case['k'] + (case['cin'] // case['groups'], case['cout']))
     b = rng.standard_normal(case['cout'])
-    fn = Conv2d(case['stride'], case['padding'])
+    fn = Conv2d(case['stride'], case['padding'], groups=case['groups'])
     y = fn(x, W, b).data
-    np.testing.assert_allclose(y, naive_conv2d(x, W, case['stride'], fn.geometry['pad']) + b,
-                               rtol=1e-10, atol=1e-12)
-    check_grad(lambda x, W, b: F.conv2d(x, W, b, case['stride'], case['padding']), x, W, b)
+    want = naive_grouped_conv2d(x, W, case['stride'], fn.geometry['pad'], case['groups'])
+    np.testing.assert_allclose(y, want + b, rtol=1e-10, atol=1e-12)
+    check_grad(lambda x, W, b: F.conv2d(x, W, b, case['stride'], case['padding'],
+                                        groups=case['groups']), x, W, b)
 
 
 def test_conv2d_keeps_float32():
@@ -86,11 +98,17 @@ def test_conv1d_gradients(check_grad, length, k, stride, dilation, padding, seed
     check_grad(lambda x, W, b: F.conv1d(x, W, b, stride, padding, dilation), x, W, b)
 
 
-def test_conv_size_that_does_not_fit_shows_the_formula():
-    with pytest.raises(ValueError, match=r'\(10 - 3 \+ 0\)/2 \+ 1 = 4\.5'):
-        F.conv2d(minidl.tensor(np.ones((1, 10, 10, 1))), np.ones((3, 3, 1, 1)), stride=2)
+def test_conv_floors_like_keras_and_a_window_larger_than_its_input_shows_the_formula():
+    y = F.conv2d(minidl.tensor(np.ones((1, 10, 10, 1))), np.ones((3, 3, 1, 1)), stride=2)
+    assert y.shape == (1, 4, 4, 1)
+    assert F.conv1d(minidl.tensor(np.ones((1, 500, 1))), np.ones((7, 1, 1)), stride=2).shape \
+        == (1, 247, 1)
+    with pytest.raises(ValueError, match=r'\(2 - 3 \+ 0\)/1 \+ 1 = 0 is less than 1'):
+        F.conv2d(minidl.tensor(np.ones((1, 2, 10, 1))), np.ones((3, 3, 1, 1)))
     with pytest.raises(ValueError, match=r'expected input of shape \(N, H, W, 3\)'):
         F.conv2d(minidl.tensor(np.ones((1, 10, 10, 1))), np.ones((3, 3, 3, 1)))
+    with pytest.raises(ValueError, match=r'4 filters cannot be split into groups=3'):
+        F.conv2d(minidl.tensor(np.ones((1, 5, 5, 3))), np.ones((3, 3, 1, 4)), groups=3)
 
 
 def _distinct(shape, seed):

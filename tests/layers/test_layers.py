@@ -1,5 +1,7 @@
 """The standard battery for every layer (build, output shape, weights, float64 gradients,
 config round trip), plus the shape errors that name the layer."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,23 @@ CASES = [
     (lambda: layers.Conv2D(2, 3, strides=2, padding='same', activation='sigmoid'),
      (1, 5, 5, 2), 3 * 3 * 2 * 2 + 2),
     (lambda: layers.Conv1D(2, 3, activation='relu', use_bias=False), (2, 7, 3), 3 * 3 * 2),
+    (lambda: layers.Conv2D(4, 3, groups=2), (1, 5, 5, 4), 3 * 3 * 2 * 4 + 4),
+    (lambda: layers.Conv2D(2, 2, data_format='channels_first', activation='tanh'),
+     (2, 3, 4, 5), 2 * 2 * 3 * 2 + 2),
+    (lambda: layers.Conv1D(2, 3, padding='causal', dilation_rate=2), (2, 6, 2), 3 * 2 * 2 + 2),
+    (lambda: layers.Conv1D(2, 2, strides=2, data_format='channels_first'), (2, 3, 6),
+     2 * 3 * 2 + 2),
+    (lambda: layers.DepthwiseConv2D(3, depth_multiplier=2, strides=2, padding='same'),
+     (1, 5, 5, 2), 3 * 3 * 2 * 2 + 4),
+    (lambda: layers.SeparableConv2D(3, 2, depth_multiplier=2), (1, 4, 4, 2),
+     2 * 2 * 2 * 2 + 4 * 3 + 3),
+    (lambda: layers.SeparableConv1D(2, 3, padding='same', use_bias=False), (2, 5, 2),
+     3 * 2 + 2 * 2),
+    (lambda: layers.Conv2DTranspose(2, 3, strides=2, padding='same', output_padding=1),
+     (1, 3, 3, 2), 3 * 3 * 2 * 2 + 2),
+    (lambda: layers.Conv2DTranspose(2, 2, strides=3, data_format='channels_first'),
+     (1, 2, 2, 3), 2 * 2 * 2 * 2 + 2),
+    (lambda: layers.Conv1DTranspose(2, 3, strides=2), (2, 4, 3), 3 * 2 * 3 + 2),
     (lambda: layers.MaxPooling2D(2), (2, 5, 4, 2), 0),
     (lambda: layers.AveragePooling2D((2, 2), strides=1, padding='same'), (1, 3, 4, 2), 0),
     (lambda: layers.MaxPooling1D(3), (2, 7, 2), 0),
@@ -197,7 +216,12 @@ def test_pooling_layers_import_from_convolutional_as_in_keras_2():
     (lambda: layers.Conv2D(2, 3, strides=(1, 0)), r'strides .* got \(1, 0\)'),
     (lambda: layers.Conv2D(2, 3, dilation_rate=0), 'dilation_rate .* got 0'),
     (lambda: layers.Conv2D(2, 3, padding='full'), "padding must be one of .*got 'full'"),
-    (lambda: layers.Conv1D(2, 3, padding='causal'), r"Conv1D\): padding .*got 'causal'"),
+    (lambda: layers.Conv2D(2, 3, padding='causal'), r"Conv2D\): padding .*got 'causal'"),
+    (lambda: layers.Conv2D(4, 3, groups=3), r'filters=4 cannot be split into groups=3'),
+    (lambda: layers.Conv2D(4, 3, data_format='NCHW'), "data_format must be one of"),
+    (lambda: layers.DepthwiseConv2D(3, depth_multiplier=0), 'depth_multiplier must be an'),
+    (lambda: layers.Conv2DTranspose(2, 3, strides=2, output_padding=2),
+     r'output_padding 2 must be smaller than the strides \[2, 2\]'),
     (lambda: layers.Conv1D(2, 3.0), r'Conv1D\): kernel_size must be an integer, each >= 1'),
     (lambda: layers.MaxPooling2D(0), r'MaxPooling2D\): pool_size .* got 0'),
     (lambda: layers.AveragePooling2D(2, strides=-1), 'strides .* got -1'),
@@ -250,3 +274,31 @@ def test_softmax_layer_fuses_into_the_loss_along_the_last_axis_only():
     assert layers.Softmax().activation == 'softmax'
     assert layers.Softmax(axis=1).activation == 'linear'
     assert layers.LeakyReLU(0.25).get_config()['negative_slope'] == 0.25
+
+
+def test_untiled_valid_windows_floor_like_keras_and_warn_once_with_the_formula():
+    inputs = layers.Input(shape=(500, 1))
+    conv = layers.Conv1D(32, 7, strides=2, name='imdb_conv')
+    with pytest.warns(UserWarning) as caught:
+        y = conv(inputs)
+        conv(inputs)
+        conv(np.zeros((1, 500, 1), np.float32))
+    assert y.shape == (None, 247, 32) and len(caught) == 1
+    assert str(caught[0].message) == (
+        "imdb_conv (Conv1D): the windows do not tile the input; W' = (W - F + 2P)/S + 1 = "
+        "(500 - 7 + 0)/2 + 1 = 247.5 is floored to 247: the last 1 of the 500 steps is never "
+        "read. Change the input size, the stride or the filter size, or use padding='same'")
+    with pytest.warns(UserWarning) as caught:
+        y = layers.DepthwiseConv2D(3, strides=2, name='dw')(np.zeros((1, 8, 9, 1), np.float32))
+    assert y.shape == (1, 3, 4, 1) and len(caught) == 1
+    assert "dw (DepthwiseConv2D): the windows do not tile the input; W' = (W - F + 2P)/S + " \
+        "1 = (8 - 3 + 0)/2 + 1 = 3.5 is floored to 3: the last 1 of the 8 rows is never " \
+        "read. " in str(caught[0].message)
+
+
+def test_tiling_windows_and_same_padding_do_not_warn():
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        layers.Conv2D(2, 3, strides=2)(np.zeros((1, 9, 9, 1), np.float32))
+        layers.Conv1D(2, 7, strides=2, padding='same')(np.zeros((1, 500, 1), np.float32))
+        layers.DepthwiseConv2D(3, strides=2)(np.zeros((1, 81, 81, 1), np.float32))
