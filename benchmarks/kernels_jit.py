@@ -64,9 +64,18 @@ def cases(dtype):
         ('sgd_update', 'param (6272, 512), momentum',
          (weights[0], weights[1], normal(6272, 512), 1e-3, 0.9, False)),
         ('rmsprop_update', 'param (6272, 512)',
-         (weights[0], weights[1], squares[0], 1e-3, 0.9, 1e-7)),
+         (weights[0], weights[1], squares[0], None, None, 1e-3, 0.9, 0.0, 1e-7)),
         ('adam_update', 'param (6272, 512)',
+         (weights[0], weights[1], normal(6272, 512), squares[1], None, 1e-3, 0.9, 0.999, 1e-7,
+          1)),
+        ('adagrad_update', 'param (6272, 512)', (weights[0], weights[1], squares[0], 1e-3, 1e-7)),
+        ('adadelta_update', 'param (6272, 512)',
+         (weights[0], weights[1], squares[0], squares[1], 1.0, 0.95, 1e-7)),
+        ('adamax_update', 'param (6272, 512)',
          (weights[0], weights[1], normal(6272, 512), squares[1], 1e-3, 0.9, 0.999, 1e-7, 1)),
+        ('nadam_update', 'param (6272, 512)',
+         (weights[0], weights[1], normal(6272, 512), squares[1], 1e-3, 0.9, 0.999, 1e-7, 1,
+          0.9 * (1 - 0.5 * 0.96))),
     ]
 
 

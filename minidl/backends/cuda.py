@@ -28,6 +28,7 @@ from typing import NamedTuple
 import numpy
 
 from minidl.backends import cupy_module
+from minidl.backends.reference import adam_step_size, nadam_coefficients
 
 # The kernels of each family, named as in kernels/<family>.cu.
 FAMILIES = {
@@ -38,7 +39,8 @@ FAMILIES = {
     'elementwise': ('bias_act_forward_kernel', 'bias_act_backward_kernel'),
     'random': ('dropout_mask_kernel',),
     'loss': ('softmax_xent_forward_kernel', 'softmax_xent_backward_kernel'),
-    'optimizers': ('sgd_kernel', 'rmsprop_kernel', 'adam_kernel'),
+    'optimizers': ('sgd_kernel', 'rmsprop_kernel', 'adam_kernel', 'adagrad_kernel',
+                   'adadelta_kernel', 'adamax_kernel', 'nadam_kernel'),
     'embedding': ('embedding_backward_kernel',),
 }
 _FAMILY_OF = {kernel: family for family, kernels in FAMILIES.items() for kernel in kernels}
@@ -64,17 +66,15 @@ _INT32_LIMIT = 2 ** 31 - 1 - _MAX_BLOCKS * _THREADS
 def kernel_dir():
     """The directory holding the ``.cu`` sources.
 
-    An installed minidl ships them as package data of ``minidl.kernels``; in a source checkout
-    they are the top-level ``kernels/`` directory, next to the ``minidl`` package.
+    In a source checkout they are the top-level ``kernels/`` directory, next to the ``minidl``
+    package being run; an installed minidl ships them as package data of ``minidl.kernels``.
+    The checkout comes first, so a second checkout (a git worktree) run against an editable
+    install of the first compiles its own sources, the ones that match its Python code.
     """
-    try:
-        installed = importlib.resources.files('minidl.kernels')
-    except ModuleNotFoundError:
-        installed = None
-    if installed is not None and all(installed.joinpath(f'{family}.cu').is_file()
-                                     for family in FAMILIES):
-        return installed
-    return Path(__file__).resolve().parents[2] / 'kernels'
+    checkout = Path(__file__).resolve().parents[2] / 'kernels'
+    if all((checkout / f'{family}.cu').is_file() for family in FAMILIES):
+        return checkout
+    return importlib.resources.files('minidl.kernels')
 
 
 _INCLUDE = re.compile(r'^#include "(?P<name>[^"]+)"$', re.MULTILINE)
@@ -396,15 +396,45 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov):
             numpy.bool_(nesterov))
 
 
-def rmsprop_update(param, grad, sq_avg, lr, rho, eps):
-    """a = rho a + (1 - rho) g^2;  param -= lr g / (sqrt(a) + eps)."""
+def rmsprop_update(param, grad, sq_avg, avg_grad, velocity, lr, rho, momentum, eps):
+    """Keras RMSprop, centered when ``avg_grad`` is given, with momentum when ``velocity`` is."""
     _launch('rmsprop_kernel', param.dtype, param.size, param, _contiguous(grad), sq_avg,
-            param.size, float(lr), float(rho), 1.0 - float(rho), float(eps))
+            avg_grad, velocity, param.size, float(lr), float(rho), 1.0 - float(rho),
+            float(momentum), float(eps))
 
 
-def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
-    """Adam at 1-based step t, the bias correction folded into the step size."""
+def adam_update(param, grad, m, v, v_max, lr, beta1, beta2, eps, t):
+    """Adam at 1-based step t, the bias correction folded into the step size; AMSGrad when
+    ``v_max`` is given."""
     beta1, beta2 = float(beta1), float(beta2)
-    lr_t = float(lr) * math.sqrt(1.0 - beta2 ** t) / (1.0 - beta1 ** t)
-    _launch('adam_kernel', param.dtype, param.size, param, _contiguous(grad), m, v,
-            param.size, lr_t, beta1, 1.0 - beta1, beta2, 1.0 - beta2, float(eps))
+    _launch('adam_kernel', param.dtype, param.size, param, _contiguous(grad), m, v, v_max,
+            param.size, adam_step_size(lr, beta1, beta2, t), beta1, 1.0 - beta1, beta2,
+            1.0 - beta2, float(eps))
+
+
+def adagrad_update(param, grad, accumulator, lr, eps):
+    """acc += g^2;  param -= lr g / sqrt(acc + eps)."""
+    _launch('adagrad_kernel', param.dtype, param.size, param, _contiguous(grad), accumulator,
+            param.size, float(lr), float(eps))
+
+
+def adadelta_update(param, grad, sq_avg, delta_sq_avg, lr, rho, eps):
+    """Adadelta: running averages of g^2 and of the squared steps set each step's size."""
+    _launch('adadelta_kernel', param.dtype, param.size, param, _contiguous(grad), sq_avg,
+            delta_sq_avg, param.size, float(lr), float(rho), 1.0 - float(rho), float(eps))
+
+
+def adamax_update(param, grad, m, u, lr, beta1, beta2, eps, t):
+    """Adamax at 1-based step t, m's bias correction folded into the step size."""
+    beta1 = float(beta1)
+    _launch('adamax_kernel', param.dtype, param.size, param, _contiguous(grad), m, u,
+            param.size, float(lr) / (1.0 - beta1 ** t), beta1, 1.0 - beta1, float(beta2),
+            float(eps))
+
+
+def nadam_update(param, grad, m, v, lr, beta1, beta2, eps, t, u_product):
+    """Nadam at 1-based step t, the per-step coefficients computed once on the host."""
+    beta1, beta2 = float(beta1), float(beta2)
+    _launch('nadam_kernel', param.dtype, param.size, param, _contiguous(grad), m, v,
+            param.size, *nadam_coefficients(lr, beta1, beta2, t, u_product), beta1,
+            1.0 - beta1, beta2, 1.0 - beta2, float(eps))

@@ -22,7 +22,7 @@ KERNELS = ('im2col', 'col2im', 'maxpool2d_forward', 'maxpool2d_backward', 'avgpo
            'avgpool2d_backward', 'global_maxpool_forward', 'global_maxpool_backward',
            'bias_act_forward', 'bias_act_backward', 'dropout_mask', 'softmax_xent_forward',
            'softmax_xent_backward', 'embedding_backward', 'sgd_update', 'rmsprop_update',
-           'adam_update')
+           'adam_update', 'adagrad_update', 'adadelta_update', 'adamax_update', 'nadam_update')
 
 MODULES = {'reference': 'minidl.backends.reference', 'numba': 'minidl.backends.numba_cpu',
            'cuda': 'minidl.backends.cuda'}
@@ -132,6 +132,10 @@ embedding_backward = _dispatcher('embedding_backward')
 sgd_update = _dispatcher('sgd_update')
 rmsprop_update = _dispatcher('rmsprop_update')
 adam_update = _dispatcher('adam_update')
+adagrad_update = _dispatcher('adagrad_update')
+adadelta_update = _dispatcher('adadelta_update')
+adamax_update = _dispatcher('adamax_update')
+nadam_update = _dispatcher('nadam_update')
 
 
 def dropout_mask(shape, rate, seed, step, dtype, like=None):

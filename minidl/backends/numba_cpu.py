@@ -46,7 +46,7 @@ from numba.core import event  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from minidl.backends.reference import (ACTIVATIONS, adam_step_size, dropout_key,
-                                       dropout_threshold, output_size)
+                                       dropout_threshold, nadam_coefficients, output_size)
 
 MALLOC_TOP_PAD = 256 * 2**20
 _M_TOP_PAD = -2  # mallopt's parameter number, from glibc's <malloc.h>
@@ -608,6 +608,11 @@ def _scalars(dtype, *values):
     return tuple(dtype.type(value) for value in values)
 
 
+def _optional(array, param):
+    """The flat view of an optional state array, or an empty one standing for None."""
+    return param[:0] if array is None else _flat(array)
+
+
 @_kernel
 def _sgd_update(param, grad, velocity, lr, momentum, nesterov):
     for i in prange(param.size):
@@ -624,42 +629,135 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov):
     """Keras SGD in place: ``v = momentum*v - lr*g``, ``param += v`` (Nesterov:
     ``param += momentum*v - lr*g``); ``velocity`` may be None when momentum == 0."""
     param = _flat(param)
-    velocity = param[:0] if velocity is None else _flat(velocity)
-    _sgd_update(param, np.ascontiguousarray(grad).reshape(-1), velocity,
+    _sgd_update(param, np.ascontiguousarray(grad).reshape(-1), _optional(velocity, param),
                 *_scalars(param.dtype, lr, momentum), bool(nesterov))
 
 
 @_kernel
-def _rmsprop_update(param, grad, sq_avg, lr, rho, one_minus_rho, eps):
+def _rmsprop_update(param, grad, sq_avg, avg_grad, velocity, lr, rho, one_minus_rho, momentum,
+                    eps):
+    centered, has_momentum = avg_grad.size > 0, velocity.size > 0
     for i in prange(param.size):
         g = grad[i]
         a = rho * sq_avg[i] + one_minus_rho * g * g
         sq_avg[i] = a
-        param[i] -= lr * g / np.sqrt(a + eps)
+        denominator = a + eps
+        if centered:
+            mg = rho * avg_grad[i] + one_minus_rho * g
+            avg_grad[i] = mg
+            denominator = a - mg * mg + eps
+        step = lr * g / np.sqrt(denominator)
+        if has_momentum:
+            step = momentum * velocity[i] + step
+            velocity[i] = step
+        param[i] -= step
 
 
-def rmsprop_update(param, grad, sq_avg, lr, rho, eps):
-    """In place: ``a = rho*a + (1-rho)*g*g``; ``param -= lr*g / sqrt(a + eps)``."""
+def rmsprop_update(param, grad, sq_avg, avg_grad, velocity, lr, rho, momentum, eps):
+    """In place: ``a = rho*a + (1-rho)*g*g``; ``s = lr*g / sqrt(a + eps)`` (centered: minus
+    ``mg*mg`` under the root); ``param -= s``, or through ``vel = momentum*vel + s``."""
     param = _flat(param)
     _rmsprop_update(param, np.ascontiguousarray(grad).reshape(-1), _flat(sq_avg),
-                    *_scalars(param.dtype, lr, rho, 1 - float(rho), eps))
+                    _optional(avg_grad, param), _optional(velocity, param),
+                    *_scalars(param.dtype, lr, rho, 1 - float(rho), momentum, eps))
 
 
 @_kernel
-def _adam_update(param, grad, m, v, lr_t, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                 eps):
+def _adam_update(param, grad, m, v, v_max, lr_t, beta1, one_minus_beta1, beta2,
+                 one_minus_beta2, eps):
+    amsgrad = v_max.size > 0
     for i in prange(param.size):
         g = grad[i]
         m_i = beta1 * m[i] + one_minus_beta1 * g
         v_i = beta2 * v[i] + one_minus_beta2 * g * g
         m[i], v[i] = m_i, v_i
+        if amsgrad:
+            v_i = max(v_max[i], v_i)
+            v_max[i] = v_i
         param[i] -= lr_t * m_i / (np.sqrt(v_i) + eps)
 
 
-def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
-    """Adam in place at 1-based step t, the bias correction folded into the step size."""
+def adam_update(param, grad, m, v, v_max, lr, beta1, beta2, eps, t):
+    """Adam in place at 1-based step t, the bias correction folded into the step size;
+    AMSGrad when ``v_max`` is given."""
     beta1, beta2 = float(beta1), float(beta2)
     param = _flat(param)
     _adam_update(param, np.ascontiguousarray(grad).reshape(-1), _flat(m), _flat(v),
+                 _optional(v_max, param),
                  *_scalars(param.dtype, adam_step_size(lr, beta1, beta2, t), beta1, 1 - beta1,
                            beta2, 1 - beta2, eps))
+
+
+@_kernel
+def _adagrad_update(param, grad, accumulator, lr, eps):
+    for i in prange(param.size):
+        g = grad[i]
+        a = accumulator[i] + g * g
+        accumulator[i] = a
+        param[i] -= lr * g / np.sqrt(a + eps)
+
+
+def adagrad_update(param, grad, accumulator, lr, eps):
+    """In place: ``acc += g*g``; ``param -= lr*g / sqrt(acc + eps)``."""
+    param = _flat(param)
+    _adagrad_update(param, np.ascontiguousarray(grad).reshape(-1), _flat(accumulator),
+                    *_scalars(param.dtype, lr, eps))
+
+
+@_kernel
+def _adadelta_update(param, grad, sq_avg, delta_sq_avg, lr, rho, one_minus_rho, eps):
+    for i in prange(param.size):
+        g = grad[i]
+        a = rho * sq_avg[i] + one_minus_rho * g * g
+        sq_avg[i] = a
+        d = np.sqrt(delta_sq_avg[i] + eps) / np.sqrt(a + eps) * g
+        delta_sq_avg[i] = rho * delta_sq_avg[i] + one_minus_rho * d * d
+        param[i] -= lr * d
+
+
+def adadelta_update(param, grad, sq_avg, delta_sq_avg, lr, rho, eps):
+    """In place: ``a = rho*a + (1-rho)*g*g``; ``d = sqrt(D + eps) / sqrt(a + eps) * g``;
+    ``D = rho*D + (1-rho)*d*d``; ``param -= lr*d``."""
+    param = _flat(param)
+    _adadelta_update(param, np.ascontiguousarray(grad).reshape(-1), _flat(sq_avg),
+                     _flat(delta_sq_avg), *_scalars(param.dtype, lr, rho, 1 - float(rho), eps))
+
+
+@_kernel
+def _adamax_update(param, grad, m, u, lr_t, beta1, one_minus_beta1, beta2, eps):
+    for i in prange(param.size):
+        g = grad[i]
+        m_i = beta1 * m[i] + one_minus_beta1 * g
+        u_i = max(beta2 * u[i], abs(g))
+        m[i], u[i] = m_i, u_i
+        param[i] -= lr_t * m_i / (u_i + eps)
+
+
+def adamax_update(param, grad, m, u, lr, beta1, beta2, eps, t):
+    """Adamax in place at 1-based step t: ``u = max(b2*u, |g|)``, the bias correction of m
+    folded into the step size ``lr / (1 - b1**t)``."""
+    beta1 = float(beta1)
+    param = _flat(param)
+    _adamax_update(param, np.ascontiguousarray(grad).reshape(-1), _flat(m), _flat(u),
+                   *_scalars(param.dtype, float(lr) / (1 - beta1 ** t), beta1, 1 - beta1,
+                             beta2, eps))
+
+
+@_kernel
+def _nadam_update(param, grad, m, v, c_m, c_g, c_v, beta1, one_minus_beta1, beta2,
+                  one_minus_beta2, eps):
+    for i in prange(param.size):
+        g = grad[i]
+        m_i = beta1 * m[i] + one_minus_beta1 * g
+        v_i = beta2 * v[i] + one_minus_beta2 * g * g
+        m[i], v[i] = m_i, v_i
+        param[i] -= (c_m * m_i + c_g * g) / (np.sqrt(v_i * c_v) + eps)
+
+
+def nadam_update(param, grad, m, v, lr, beta1, beta2, eps, t, u_product):
+    """Nadam in place at 1-based step t, the per-step coefficients computed once here."""
+    beta1, beta2 = float(beta1), float(beta2)
+    param = _flat(param)
+    _nadam_update(param, np.ascontiguousarray(grad).reshape(-1), _flat(m), _flat(v),
+                  *_scalars(param.dtype, *nadam_coefficients(lr, beta1, beta2, t, u_product),
+                            beta1, 1 - beta1, beta2, 1 - beta2, eps))

@@ -277,25 +277,101 @@ def sgd_update(param, grad, velocity, lr, momentum, nesterov):
     param += momentum * velocity - lr * grad if nesterov else velocity
 
 
-def rmsprop_update(param, grad, sq_avg, lr, rho, eps):
-    """``a = rho*a + (1-rho)*g*g``; ``param -= lr*g / sqrt(a + eps)``, as Keras divides."""
-    lr, rho, eps = float(lr), float(rho), float(eps)
+def rmsprop_update(param, grad, sq_avg, avg_grad, velocity, lr, rho, momentum, eps):
+    """Keras RMSprop: ``a = rho*a + (1-rho)*g*g``, the step ``s = lr*g / sqrt(a + eps)``, or
+    centered (``avg_grad`` given) ``mg = rho*mg + (1-rho)*g``, ``s = lr*g / sqrt(a - mg*mg +
+    eps)``; then ``param -= s``, or with momentum (``velocity`` given) ``vel = momentum*vel + s``,
+    ``param -= vel``."""
+    lr, rho, momentum, eps = float(lr), float(rho), float(momentum), float(eps)
     sq_avg *= rho
     sq_avg += (1 - rho) * grad * grad
-    param -= lr * grad / np.sqrt(sq_avg + eps)
+    if avg_grad is None:
+        denominator = sq_avg + eps
+    else:
+        avg_grad *= rho
+        avg_grad += (1 - rho) * grad
+        denominator = sq_avg - avg_grad * avg_grad + eps
+    step = lr * grad / np.sqrt(denominator)
+    if velocity is None:
+        param -= step
+        return
+    velocity *= momentum
+    velocity += step
+    param -= velocity
 
 
-def adam_update(param, grad, m, v, lr, beta1, beta2, eps, t):
-    """Adam at 1-based step t: moment updates, then
-    ``param -= lr * sqrt(1 - b2**t) / (1 - b1**t) * m / (sqrt(v) + eps)``."""
+def adam_update(param, grad, m, v, v_max, lr, beta1, beta2, eps, t):
+    """Adam at 1-based step t: ``m = b1*m + (1-b1)*g``, ``v = b2*v + (1-b2)*g*g``, then
+    ``param -= lr * sqrt(1 - b2**t) / (1 - b1**t) * m / (sqrt(v) + eps)``; AMSGrad (``v_max``
+    given) keeps ``v_max = max(v_max, v)`` and divides by ``sqrt(v_max)`` instead."""
     beta1, beta2, eps = float(beta1), float(beta2), float(eps)
     m *= beta1
     m += (1 - beta1) * grad
     v *= beta2
     v += (1 - beta2) * grad * grad
+    if v_max is not None:
+        np.maximum(v_max, v, out=v_max)
+        v = v_max
     param -= adam_step_size(lr, beta1, beta2, t) * m / (np.sqrt(v) + eps)
 
 
 def adam_step_size(lr, beta1, beta2, t):
     """``lr * sqrt(1 - b2**t) / (1 - b1**t)``: Adam's bias corrections folded into one float."""
     return float(lr) * math.sqrt(1 - float(beta2) ** t) / (1 - float(beta1) ** t)
+
+
+def adagrad_update(param, grad, accumulator, lr, eps):
+    """Adagrad: ``acc += g*g``; ``param -= lr*g / sqrt(acc + eps)``, so each coordinate's
+    step shrinks with the sum of its squared gradients so far."""
+    lr, eps = float(lr), float(eps)
+    accumulator += grad * grad
+    param -= lr * grad / np.sqrt(accumulator + eps)
+
+
+def adadelta_update(param, grad, sq_avg, delta_sq_avg, lr, rho, eps):
+    """Adadelta: ``a = rho*a + (1-rho)*g*g``; the step ``d = sqrt(D + eps) / sqrt(a + eps) * g``
+    has the units of the weight; ``D = rho*D + (1-rho)*d*d``; ``param -= lr*d``."""
+    lr, rho, eps = float(lr), float(rho), float(eps)
+    sq_avg *= rho
+    sq_avg += (1 - rho) * grad * grad
+    delta = np.sqrt(delta_sq_avg + eps) / np.sqrt(sq_avg + eps) * grad
+    delta_sq_avg *= rho
+    delta_sq_avg += (1 - rho) * delta * delta
+    param -= lr * delta
+
+
+def adamax_update(param, grad, m, u, lr, beta1, beta2, eps, t):
+    """Adamax at 1-based step t: ``m = b1*m + (1-b1)*g``, the infinity norm
+    ``u = max(b2*u, |g|)``, ``param -= lr / (1 - b1**t) * m / (u + eps)``."""
+    beta1, beta2, eps = float(beta1), float(beta2), float(eps)
+    m *= beta1
+    m += (1 - beta1) * grad
+    np.maximum(beta2 * u, np.abs(grad), out=u)
+    param -= float(lr) / (1 - beta1 ** t) * m / (u + eps)
+
+
+def nadam_update(param, grad, m, v, lr, beta1, beta2, eps, t, u_product):
+    """Nadam (Dozat) at 1-based step t, ``u_product`` the product of the momenta ``mu_1..mu_t``
+    (see :func:`nadam_coefficients`): Adam's moments, then a Nesterov look-ahead
+    ``param -= (c_m*m + c_g*g) / (sqrt(v * c_v) + eps)``."""
+    eps = float(eps)
+    c_m, c_g, c_v = nadam_coefficients(lr, beta1, beta2, t, u_product)
+    m *= float(beta1)
+    m += (1 - float(beta1)) * grad
+    v *= float(beta2)
+    v += (1 - float(beta2)) * grad * grad
+    param -= (c_m * m + c_g * grad) / (np.sqrt(v * c_v) + eps)
+
+
+def nadam_momentum(beta1, t):
+    """Nadam's momentum at step t, ``mu_t = b1 * (1 - 0.5 * 0.96**t)``, warming up to b1."""
+    return float(beta1) * (1 - 0.5 * 0.96 ** t)
+
+
+def nadam_coefficients(lr, beta1, beta2, t, u_product):
+    """``(c_m, c_g, c_v)`` of Nadam's step t: ``lr * mu_{t+1} / (1 - u_product * mu_{t+1})``,
+    ``lr * (1 - mu_t) / (1 - u_product)`` and ``1 / (1 - b2**t)``, as Keras computes them."""
+    lr, u_product = float(lr), float(u_product)
+    mu_t, mu_next = nadam_momentum(beta1, t), nadam_momentum(beta1, t + 1)
+    return (lr * mu_next / (1 - u_product * mu_next), lr * (1 - mu_t) / (1 - u_product),
+            1 / (1 - float(beta2) ** t))

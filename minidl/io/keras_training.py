@@ -6,8 +6,7 @@ tf-keras writes an h5 file's ``training_config`` (``optimizer_config``, ``Custom
 writes a ``.keras`` archive's ``compile_config`` and the archive weights' ``optimizer/vars``
 (``0``: iterations, ``1``: the learning rate, unless it is a schedule, then each trainable
 weight's slots in Keras's order), matched back by position, as Keras 3 does. What minidl cannot
-train as saved (an optimizer it lacks, gradient clipping, a loss on logits) is a ValueError
-naming it: a model that trains differently from its file would be a silent wrong answer.
+train as saved (an optimizer or schedule it lacks, a loss on logits) is a ValueError naming it: a model that trains differently from its file would be a silent wrong answer.
 """
 import contextlib
 import re
@@ -22,11 +21,24 @@ from minidl.io.keras_config import CONFIG_ERRORS, KERAS2, KERAS3
 
 
 # Keras's names of each minidl optimizer's slots: (minidl slot, tf-keras 2.11+'s name, older
-# tf.keras's, Keras 3's), in tf-keras's order. tf-keras's SGD keeps its slot even without
-# momentum.
-_SLOTS = {'SGD': [('velocity', 'm', 'momentum', 'momentum')],
-          'RMSprop': [('sq_avg', 'velocity', 'rms', 'velocity')],
-          'Adam': [('m', 'm', 'm', 'momentum'), ('v', 'v', 'v', 'velocity')]}
+# tf.keras's, Keras 3's), in groups: both Keras create a group's slots weight by weight (a
+# weight's m, then its v, then the next weight's), the groups one after the other (every
+# weight's RMSprop velocity, then every momentum), and save them in that order. A slot is kept
+# where the optimizer's options ask for it (``slot_names``); tf-keras's SGD keeps its slot even
+# without momentum. AdamW has Adam's slots.
+_SLOTS = {'SGD': [[('velocity', 'm', 'momentum', 'momentum')]],
+          'RMSprop': [[('sq_avg', 'velocity', 'rms', 'velocity')],
+                      [('velocity', 'momentum', 'momentum', 'momentum')],
+                      [('avg_grad', 'average_gradient', 'mg', 'average_gradient')]],
+          'Adam': [[('m', 'm', 'm', 'momentum'), ('v', 'v', 'v', 'velocity')],
+                   [('v_max', 'vhat', 'vhat', 'velocity_hat')]],
+          'Adagrad': [[('accumulator', 'accumulator', 'accumulator', 'accumulator')]],
+          'Adadelta': [[('sq_avg', 'accumulated_grad', 'accum_grad', 'accumulated_grad'),
+                        ('delta_sq_avg', 'accumulated_delta_var', 'accum_var',
+                         'accumulated_delta_var')]],
+          'Adamax': [[('m', 'm', 'm', 'momentum'), ('u', 'u', 'v', 'norm')]],
+          'Nadam': [[('m', 'm', 'm', 'momentum'), ('v', 'v', 'v', 'velocity')]]}
+_TF_KERAS_ALWAYS = {'velocity'}  # of SGD, the one optimizer whose only slot is optional
 _INDEX = re.compile(r':\d+$')  # the ':0' TensorFlow appends to variable names
 
 
@@ -40,17 +52,35 @@ def _slots(optimizer):
     return _SLOTS[kind]
 
 
+def _order(optimizer, params, tf_keras=False):
+    """``[(weight, slot entry of _SLOTS)]`` in the order Keras keeps the optimizer's variables
+    (tf-keras's, with its SGD slot, when ``tf_keras``)."""
+    kept = set(optimizer.slot_names)
+    if tf_keras and isinstance(optimizer, optimizers.SGD):
+        kept |= _TF_KERAS_ALWAYS
+    return [(w, entry) for group in _slots(optimizer) for w in params
+            for entry in group if entry[0] in kept]
+
+
+def _keras3_trailing(optimizer, params):
+    """Keras 3's optimizer variables after the slots: Nadam's product of momenta, in the
+    weights' dtype (minidl recomputes it from ``iterations`` when it reads a file)."""
+    if not isinstance(optimizer, optimizers.Nadam):
+        return []
+    return [np.array(optimizer.u_product, dtype=params[0].dtype if params else np.float32)]
+
+
 def write_optimizer_weights(f, model):
     """``optimizer_weights`` as tf-keras writes it and reads it back (by position):
     ``iteration:0``, then for each trainable weight each slot, ``<optimizer>/<slot>/<weight>:0``
     (zeros for a weight not updated yet)."""
     optimizer, params = model.optimizer, model.trainable_weights
     iterations, slots = optimizer.get_state(params)
+    state = {id(w): slot for w, slot in zip(params, slots)}
     named = [('iteration:0', np.int64(iterations))]
-    for w, state in zip(params, slots):
-        for slot, keras_slot, *_ in _slots(optimizer):
-            named.append((f'{optimizer.name}/{keras_slot}/{w.name}:0',
-                          state.get(slot, np.zeros(w.shape, w.dtype))))
+    for w, (slot, keras_slot, *_) in _order(optimizer, params, tf_keras=True):
+        named.append((f'{optimizer.name}/{keras_slot}/{w.name}:0', state[id(w)].get(
+            slot, np.full(w.shape, optimizer.slot_start(slot), w.dtype))))
     group = f.create_group('optimizer_weights')
     keras_h5.write_names(group.attrs, 'weight_names', [name for name, _ in named])
     for name, array in named:
@@ -107,7 +137,8 @@ def _slot_of(optimizer, by_name, name):
     if weight in by_name and slot in optimizer.slot_names:
         return by_name[weight], slot
     parts = name.split('/')
-    for slot, tf_keras, tf_keras_1, keras_3 in _slots(optimizer):
+    for slot, tf_keras, tf_keras_1, keras_3 in (entry for group in _slots(optimizer)
+                                                for entry in group):
         readings = ['/'.join(parts[2:]) if parts[1:2] == [tf_keras] else None,
                     '/'.join(parts[1:]) if parts[:1] == [tf_keras] else None,
                     '/'.join(parts[1:-1]) if parts[-1] == tf_keras_1 else None,
@@ -134,11 +165,15 @@ def _keras3_weight(by_name, stem, slot):
 # --- compile settings, in tf-keras's spelling ----------------------------------------------
 # Keras optimizer arguments that change nothing at these values (or ever, for minidl); a None
 # (no clipping, the default epsilon) is dropped before.
-_INERT = {'name': None, 'weight_decay': (0,), 'use_ema': (False,),
-          'ema_momentum': None, 'ema_overwrite_frequency': None, 'jit_compile': None,
-          'is_legacy_optimizer': None, 'amsgrad': (False,), 'centered': (False,)}
-_ARGUMENTS = {'SGD': ('momentum', 'nesterov'), 'RMSprop': ('rho', 'epsilon'),
-              'Adam': ('beta_1', 'beta_2', 'epsilon')}
+_INERT = {'name': None, 'use_ema': (False,), 'ema_momentum': None,
+          'ema_overwrite_frequency': None, 'jit_compile': None, 'is_legacy_optimizer': None}
+_COMMON = ('weight_decay', 'clipnorm', 'clipvalue', 'global_clipnorm')
+_ARGUMENTS = {'SGD': ('momentum', 'nesterov'), 'RMSprop': ('rho', 'momentum', 'epsilon', 'centered'),
+              'Adam': ('beta_1', 'beta_2', 'epsilon', 'amsgrad'),
+              'AdamW': ('beta_1', 'beta_2', 'epsilon', 'amsgrad'),
+              'Adagrad': ('initial_accumulator_value', 'epsilon'), 'Adadelta': ('rho', 'epsilon'),
+              'Adamax': ('beta_1', 'beta_2', 'epsilon'), 'Nadam': ('beta_1', 'beta_2', 'epsilon')}
+_SCHEDULES = ('ExponentialDecay', 'InverseTimeDecay', 'PiecewiseConstantDecay', 'CosineDecay')
 _LOSSES = {'CategoricalCrossentropy': 'categorical_crossentropy',
            'SparseCategoricalCrossentropy': 'sparse_categorical_crossentropy',
            'BinaryCrossentropy': 'binary_crossentropy', 'MeanSquaredError': 'mse'}
@@ -146,14 +181,18 @@ _LOSSES = {'CategoricalCrossentropy': 'categorical_crossentropy',
 
 def _optimizer_config(optimizer, wrap):
     """``optimizer``'s Keras config, each object spelled by ``wrap(module, class_name, config)``
-    (a dialect of :mod:`minidl.io.keras_config`); a ``decay`` becomes the ``InverseTimeDecay``
-    schedule that computes the same rate."""
+    (a dialect of :mod:`minidl.io.keras_config`): a schedule in Keras's spelling, and a
+    ``decay`` as the ``InverseTimeDecay`` schedule that computes the same rate."""
     config = optimizer.get_config()
     decay = config.pop('decay')
-    if decay:
+    rate = config['learning_rate']
+    if isinstance(rate, dict):
+        config['learning_rate'] = wrap('keras.optimizers.schedules', rate['class_name'],
+                                       rate['config'])
+    elif decay:
         config['learning_rate'] = wrap('keras.optimizers.schedules', 'InverseTimeDecay', {
-            'initial_learning_rate': config['learning_rate'], 'decay_steps': 1,
-            'decay_rate': decay, 'staircase': False, 'name': 'InverseTimeDecay'})
+            'initial_learning_rate': rate, 'decay_steps': 1, 'decay_rate': decay,
+            'staircase': False, 'name': 'InverseTimeDecay'})
     return wrap('keras.optimizers', type(optimizer).__name__, config)
 
 
@@ -207,7 +246,7 @@ def compile_arguments(training):
     """``(optimizer, loss, metrics, loss_weights)`` for ``compile`` from a ``training_config``
     as tf-keras, Keras 2 or older minidl wrote it; losses and metrics keep the structure they
     were saved in (one, a list per output, a dict by output name). What minidl cannot train as
-    saved (another optimizer, gradient clipping, a loss on logits, weighted metrics) is a
+    saved (another optimizer or schedule, a loss on logits, weighted metrics) is a
     ValueError naming it."""
     if 'optimizer_config' not in training:  # minidl before it wrote Keras's spelling
         return optimizers.get(training['optimizer']), training['loss'], training['metrics']
@@ -226,9 +265,7 @@ def _optimizer(spec):
     config = {key: value for key, value in spec['config'].items() if value is not None}
     learning_rate, decay = _learning_rate(config.pop('learning_rate', config.pop('lr', None)))
     decay += config.pop('decay', 0.0) or 0.0
-    if kind == 'RMSprop' and not config.get('momentum'):
-        config.pop('momentum', None)
-    kept = {key: config.pop(key) for key in _ARGUMENTS[kind] if key in config}
+    kept = {key: config.pop(key) for key in _ARGUMENTS[kind] + _COMMON if key in config}
     unused = sorted(key for key, value in config.items() if key not in _INERT or (
         _INERT[key] is not None and value not in _INERT[key]))
     if unused:
@@ -240,18 +277,24 @@ def _optimizer(spec):
 
 
 def _learning_rate(value):
-    """``(learning rate, decay)`` of a Keras learning rate: a number, or the
-    ``InverseTimeDecay`` schedule ``lr / (1 + rate * step / steps)`` minidl's ``decay`` is."""
+    """``(learning rate, decay)`` of a Keras learning rate: a number, the ``InverseTimeDecay``
+    schedule ``lr / (1 + rate * step / steps)`` that minidl's ``decay`` is, or another
+    schedule of :mod:`minidl.optimizers.schedules` (tf-keras's unnamed ones get Keras 3's
+    default names)."""
     if not isinstance(value, dict):
         return value, 0.0
-    config = value.get('config', {})
-    if value.get('class_name') != 'InverseTimeDecay' or config.get('staircase'):
-        raise ValueError(f'learning-rate schedule {value.get("class_name")} is not supported '
-                         f'(minidl has decay, which is InverseTimeDecay)')
-    if not float(config['decay_steps']) > 0:
-        raise ValueError(f'InverseTimeDecay decay_steps must be > 0, got '
-                         f'{config["decay_steps"]!r}')
-    return config['initial_learning_rate'], float(config['decay_rate']) / config['decay_steps']
+    kind = value.get('class_name')
+    config = {key: item for key, item in value.get('config', {}).items() if item is not None}
+    if kind not in _SCHEDULES:
+        raise ValueError(f'learning-rate schedule {kind} is not supported (minidl has '
+                         f'{", ".join(_SCHEDULES)})')
+    if kind == 'InverseTimeDecay' and not config.get('staircase'):
+        if not float(config['decay_steps']) > 0:
+            raise ValueError(f'InverseTimeDecay decay_steps must be > 0, got '
+                             f'{config["decay_steps"]!r}')
+        return (config['initial_learning_rate'],
+                float(config['decay_rate']) / config['decay_steps'])
+    return optimizers.schedules.deserialize({'class_name': kind, 'config': config}), 0.0
 
 
 def _losses(spec):
@@ -300,14 +343,21 @@ def _metric(spec):
 def write_keras3_optimizer(f, model):
     """``optimizer/vars`` of a ``.keras`` archive's weights file, as Keras 3 writes it."""
     optimizer, params = model.optimizer, model.trainable_weights
-    iterations, state = optimizer.get_state(params)
+    iterations, slots = optimizer.get_state(params)
+    state = {id(w): slot for w, slot in zip(params, slots)}
     arrays = [np.int64(iterations)]
-    if not optimizer.decay:  # Keras 3 keeps no variable for a schedule's rate
+    if _keras3_has_rate(optimizer):
         arrays.append(np.float32(float(optimizer.learning_rate)))
-    for w, slots in zip(params, state):
-        arrays.extend(slots.get(slot, np.zeros(w.shape, w.dtype))
-                      for slot in optimizer.slot_names)
+    arrays.extend(state[id(w)].get(slot, np.full(w.shape, optimizer.slot_start(slot), w.dtype))
+                  for w, (slot, *_) in _order(optimizer, params))
+    arrays.extend(_keras3_trailing(optimizer, params))
     keras3_weights.write_vars(f.create_group('optimizer'), optimizer.name, arrays)
+
+
+def _keras3_has_rate(optimizer):
+    """Whether Keras 3 keeps the rate as a variable: not for a schedule (nor minidl's decay,
+    which is saved as one)."""
+    return not optimizer.decay and optimizer.schedule is None
 
 
 def load_keras3_optimizer(reader, model):
@@ -318,8 +368,8 @@ def load_keras3_optimizer(reader, model):
     if not stored:
         return
     optimizer, params = model.optimizer, model.trainable_weights
-    has_rate = not optimizer.decay
-    expected = 1 + has_rate + len(params) * len(optimizer.slot_names)
+    has_rate, order = _keras3_has_rate(optimizer), _order(optimizer, params)
+    expected = 1 + has_rate + len(order) + len(_keras3_trailing(optimizer, params))
     if len(stored) != expected:
         warnings.warn(f'{reader.path}: optimizer/vars holds {len(stored)} variables, '
                       f'{type(optimizer).__name__} on {model.name} has {expected}; the '
@@ -329,17 +379,13 @@ def load_keras3_optimizer(reader, model):
     if any(s.shape != () for s in scalars) or scalars[0].dtype.kind not in 'iu':
         raise reader.error('optimizer/vars/0 (iterations) and 1 (learning rate) must be '
                            'scalars, the first an integer')
-    slots = iter(stored[1 + has_rate:])
-    state = []
-    for w in params:
-        state.append({})
-        for slot in optimizer.slot_names:
-            data = next(slots)
-            if data.shape != w.shape:
-                raise reader.error(f'optimizer/vars/{data.name.rsplit("/", 1)[-1]} ({slot} of '
-                                   f'{w.name}) has shape {data.shape}, the weight {w.shape}')
-            state[-1][slot] = reader.array(data)
-    optimizer.set_state(params, int(scalars[0]), state)
+    state = {id(w): {} for w in params}
+    for data, (w, (slot, *_)) in zip(stored[1 + has_rate:], order):
+        if data.shape != w.shape:
+            raise reader.error(f'optimizer/vars/{data.name.rsplit("/", 1)[-1]} ({slot} of '
+                               f'{w.name}) has shape {data.shape}, the weight {w.shape}')
+        state[id(w)][slot] = reader.array(data)
+    optimizer.set_state(params, int(scalars[0]), [state[id(w)] for w in params])
     if has_rate and np.float32(float(optimizer.learning_rate)) != scalars[1]:
         optimizer.learning_rate = float(scalars[1])  # changed since compile (by a callback)
 

@@ -8,12 +8,16 @@ template instance the loader asks for. The parity tests run on a GPU and compare
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
 from minidl.backends import cuda, cupy_module, reference
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_kernels import OPTIMIZER_CASES, optimizer_arrays  # noqa: E402 - the cases shared
 
 ARCHITECTURES = ('sm_80', 'sm_90')
 DTYPES = (np.float32, np.float64)
@@ -232,28 +236,10 @@ def run_update(update, arrays, *hyper):
 
 @pytest.mark.gpu
 @pytest.mark.parametrize('dtype', DTYPES)
-@pytest.mark.parametrize('momentum, nesterov', [(0.0, False), (0.9, False), (0.9, True)])
+@pytest.mark.parametrize('name, kinds, hyper', OPTIMIZER_CASES)
 @given(size=st.integers(1, 600), seed=seeds)
-def test_sgd_update(dtype, momentum, nesterov, size, seed):
-    param, grad, velocity = (random_array(seed + i, size, dtype) for i in range(3))
-    run_update('sgd_update', [param, grad, velocity if momentum else None], 0.01, momentum,
-               nesterov)
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize('dtype', DTYPES)
-@given(size=st.integers(1, 600), seed=seeds)
-def test_rmsprop_update(dtype, size, seed):
-    param, grad, sq_avg = (random_array(seed + i, size, dtype) for i in range(3))
-    run_update('rmsprop_update', [param, grad, sq_avg * sq_avg], 0.001, 0.9, 1e-7)
-
-
-@pytest.mark.gpu
-@pytest.mark.parametrize('dtype', DTYPES)
-@given(size=st.integers(1, 600), step=st.integers(1, 50), seed=seeds)
-def test_adam_update(dtype, size, step, seed):
-    param, grad, m, v = (random_array(seed + i, size, dtype) for i in range(4))
-    run_update('adam_update', [param, grad, m, v * v], 0.001, 0.9, 0.999, 1e-7, step)
+def test_optimizer_update(dtype, name, kinds, hyper, size, seed):
+    run_update(name, optimizer_arrays(kinds, dtype, seed, (size,)), *hyper)
 
 
 def test_window_geometry_gives_the_shapes_the_wrappers_allocate():

@@ -489,44 +489,103 @@ def sgd_formula(w, g, v, lr, momentum, nesterov):
     return (w + momentum * v - lr * g if nesterov else w + v), v
 
 
-def rmsprop_formula(w, g, a, lr, rho, eps):
+def rmsprop_formula(w, g, a, mg, vel, lr, rho, momentum, eps):
     a = rho * a + (1 - rho) * g * g
-    return w - lr * g / np.sqrt(a + eps), a
+    if mg is not None:
+        mg = rho * mg + (1 - rho) * g
+    step = lr * g / np.sqrt(a - (0 if mg is None else mg * mg) + eps)
+    if vel is not None:
+        vel = momentum * vel + step
+        step = vel
+    return w - step, a, mg, vel
 
 
-def adam_formula(w, g, m, v, lr, b1, b2, eps, t):
+def adam_formula(w, g, m, v, v_max, lr, b1, b2, eps, t):
     """The paper's bias-corrected form, whose epsilon is Keras's over sqrt(1 - b2**t)."""
     m = b1 * m + (1 - b1) * g
     v = b2 * v + (1 - b2) * g * g
-    m_hat, v_hat = m / (1 - b1 ** t), v / (1 - b2 ** t)
-    return w - lr * m_hat / (np.sqrt(v_hat) + eps / np.sqrt(1 - b2 ** t)), m, v
+    v_max = None if v_max is None else np.maximum(v_max, v)
+    m_hat, v_hat = m / (1 - b1 ** t), (v if v_max is None else v_max) / (1 - b2 ** t)
+    return w - lr * m_hat / (np.sqrt(v_hat) + eps / np.sqrt(1 - b2 ** t)), m, v, v_max
 
 
-OPTIMIZERS = {  # name: (number of state arrays, formula, hyperparameters)
-    'sgd_update': (1, sgd_formula, [(0.1, 0.0, False), (0.05, 0.9, False), (0.05, 0.9, True)]),
-    'rmsprop_update': (1, rmsprop_formula, [(0.01, 0.9, 1e-7)]),
-    'adam_update': (2, adam_formula, [(0.01, 0.9, 0.999, 1e-7, t) for t in (1, 2, 10)]),
+def adagrad_formula(w, g, acc, lr, eps):
+    acc = acc + g * g
+    return w - lr * g / np.sqrt(acc + eps), acc
+
+
+def adadelta_formula(w, g, a, big_d, lr, rho, eps):
+    """Zeiler's Adadelta (eq. 14: RMS[dx]_{t-1} / RMS[g]_t), times Keras's learning rate."""
+    a = rho * a + (1 - rho) * g * g
+    dx = -np.sqrt(big_d + eps) / np.sqrt(a + eps) * g
+    return w + lr * dx, a, rho * big_d + (1 - rho) * dx * dx
+
+
+def adamax_formula(w, g, m, u, lr, b1, b2, eps, t):
+    m = b1 * m + (1 - b1) * g
+    u = np.maximum(b2 * u, np.abs(g))
+    return w - lr / (1 - b1 ** t) * m / (u + eps), m, u
+
+
+def nadam_formula(w, g, m, v, lr, b1, b2, eps, t, u_product):
+    """Dozat's Nadam as Keras writes it: m_hat mixes the next momentum's look-ahead on m with
+    the current gradient, each with its own bias correction."""
+    mu = [b1 * (1 - 0.5 * 0.96 ** s) for s in (t, t + 1)]
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    m_hat = mu[1] * m / (1 - u_product * mu[1]) + (1 - mu[0]) * g / (1 - u_product)
+    return w - lr * m_hat / (np.sqrt(v / (1 - b2 ** t)) + eps), m, v
+
+
+def u_product(b1, t):
+    return math.prod(b1 * (1 - 0.5 * 0.96 ** s) for s in range(1, t + 1))
+
+
+# name: (formula, [(state kinds, hyperparameters)]); a state is signed ('s'), non-negative
+# ('p'), at least 1 ('q', above any centered mean squared), a small mean ('c') or absent (None).
+OPTIMIZERS = {
+    'sgd_update': (sgd_formula, [((None,), (0.1, 0.0, False)), (('s',), (0.05, 0.9, False)),
+                                 (('s',), (0.05, 0.9, True))]),
+    'rmsprop_update': (rmsprop_formula, [(('p', None, None), (0.01, 0.9, 0.0, 1e-7)),
+                                         (('p', None, 's'), (0.01, 0.9, 0.8, 1e-7)),
+                                         (('q', 'c', None), (0.01, 0.8, 0.0, 1e-7)),
+                                         (('q', 'c', 's'), (0.01, 0.8, 0.5, 1e-7))]),
+    'adam_update': (adam_formula, [(('s', 'p', None), (0.01, 0.9, 0.999, 1e-7, t))
+                                   for t in (1, 2, 10)] +
+                    [(('s', 'p', 'p'), (0.01, 0.9, 0.999, 1e-7, t)) for t in (1, 7)]),
+    'adagrad_update': (adagrad_formula, [(('p',), (0.01, 1e-7))]),
+    'adadelta_update': (adadelta_formula, [(('p', 'p'), (1.0, 0.95, 1e-7)),
+                                           (('p', 'p'), (0.01, 0.5, 1e-3))]),
+    'adamax_update': (adamax_formula, [(('s', 'p'), (0.01, 0.9, 0.999, 1e-7, t))
+                                       for t in (1, 5)]),
+    'nadam_update': (nadam_formula, [(('s', 'p'), (0.01, 0.9, 0.999, 1e-7, t, u_product(0.9, t)))
+                                     for t in (1, 3, 40)]),
 }
-OPTIMIZER_CASES = [(name, hyper) for name, (_, _, cases) in OPTIMIZERS.items()
-                   for hyper in cases]
+OPTIMIZER_CASES = [(name, kinds, hyper) for name, (_, cases) in OPTIMIZERS.items()
+                   for kinds, hyper in cases]
+STATE = {'s': lambda x: x, 'p': np.abs, 'q': lambda x: 1 + np.abs(x),
+         'c': lambda x: 0.1 * np.tanh(x)}
 
 
-def optimizer_arrays(name, dtype, seed, shape=(3, 4)):
-    """param, grad and the state arrays (second moments non-negative)."""
+def optimizer_arrays(kinds, dtype, seed, shape=(3, 4)):
+    """param, grad and the state arrays of ``kinds`` (None where a state is absent)."""
     rng = np.random.default_rng(seed)
-    arrays = [rng.standard_normal(shape) for _ in range(2 + OPTIMIZERS[name][0])]
-    arrays[-1] = np.abs(arrays[-1])
-    return [a.astype(dtype) for a in arrays]
+    param, grad = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    return [param, grad] + [None if kind is None else
+                            STATE[kind](rng.standard_normal(shape)).astype(dtype)
+                            for kind in kinds]
 
 
-@pytest.mark.parametrize('name, hyper', OPTIMIZER_CASES)
-def test_optimizer_updates_follow_the_formulas(impl, name, hyper):
-    param, grad, *state = optimizer_arrays(name, np.float64, 3)
-    expected = OPTIMIZERS[name][1](param, grad, *state, *hyper)
+@pytest.mark.parametrize('name, kinds, hyper', OPTIMIZER_CASES)
+def test_optimizer_updates_follow_the_formulas(impl, name, kinds, hyper):
+    param, grad, *state = optimizer_arrays(kinds, np.float64, 3)
+    expected = OPTIMIZERS[name][0](param, grad, *state, *hyper)
     arrays = [param, *state]
     getattr(impl, name)(param, grad, *state, *hyper)
     for actual, want in zip(arrays, expected):
-        np.testing.assert_allclose(actual, want, rtol=1e-12, atol=1e-15)
+        assert (actual is None) == (want is None)
+        if want is not None:
+            np.testing.assert_allclose(actual, want, rtol=1e-12, atol=1e-15)
 
 
 def test_sgd_without_momentum_needs_no_velocity(impl):
@@ -545,16 +604,17 @@ def test_numba_refuses_to_update_a_copy():
 
 @needs_numba
 @pytest.mark.parametrize('dtype', DTYPES)
-@pytest.mark.parametrize('name, hyper', OPTIMIZER_CASES)
+@pytest.mark.parametrize('name, kinds, hyper', OPTIMIZER_CASES)
 @settings(max_examples=5, deadline=None)
 @given(shape=st.lists(st.integers(1, 50), min_size=1, max_size=3), seed=seeds)
-def test_optimizer_parity(dtype, name, hyper, shape, seed):
-    fast = optimizer_arrays(name, dtype, seed, tuple(shape))
-    slow = [a.copy() for a in fast]
+def test_optimizer_parity(dtype, name, kinds, hyper, shape, seed):
+    fast = optimizer_arrays(kinds, dtype, seed, tuple(shape))
+    slow = [None if a is None else a.copy() for a in fast]
     getattr(numba_cpu, name)(*fast, *hyper)
     getattr(reference, name)(*slow, *hyper)
     for actual, expected in zip(fast, slow):
-        assert_same(actual, expected, dtype)
+        if expected is not None:
+            assert_same(actual, expected, dtype)
 
 
 # ---------------------------------------------------------------------------------------------

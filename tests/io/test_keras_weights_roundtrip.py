@@ -18,10 +18,14 @@ import numpy as np
 import pytest
 
 from minidl import models, optimizers
+from minidl.io import keras_training
 from test_keras3_weights import MODELS, minidl_models, new_head, relative_difference, seeded
 
 sys.path.insert(0, str(Path(__file__).parent / 'fixtures'))
 import make_keras_weights as keras_models  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).parents[1] / 'fixtures'))
+import make_optimizers as optimizer_cases  # noqa: E402
 
 pytestmark = pytest.mark.interop
 
@@ -138,16 +142,41 @@ BATCHES = [(np.random.default_rng(k).normal(size=(4, 8, 8, 3)).astype('float32')
             np.eye(3, dtype='float32')[[k % 3, 1, 2, 0]]) for k in range(3)]
 
 
-def tf_keras_optimizer(tf_keras, kind):
-    return {'adam': lambda: tf_keras.optimizers.Adam(0.002, beta_1=0.8),
-            'sgd': lambda: tf_keras.optimizers.SGD(0.05, momentum=0.9),
-            'rmsprop': lambda: tf_keras.optimizers.RMSprop(0.001, rho=0.8)}[kind]()
+# kind: (Keras class name, arguments), built by each library from its own classes (a
+# ('Schedule', {...}) learning_rate is that schedule); every optimizer, the options that add
+# slots, clipping, weight decay and schedules.
+OPTIMIZERS = {
+    'adam': ('Adam', {'learning_rate': 0.002, 'beta_1': 0.8}),
+    'sgd': ('SGD', {'learning_rate': 0.05, 'momentum': 0.9}),
+    'rmsprop': ('RMSprop', {'learning_rate': 0.001, 'rho': 0.8}),
+    'rmsprop-momentum-centered': ('RMSprop', {'learning_rate': 0.001, 'momentum': 0.5,
+                                              'centered': True, 'clipvalue': 0.5}),
+    'adam-amsgrad-clipnorm': ('Adam', {'learning_rate': 0.002, 'amsgrad': True,
+                                       'clipnorm': 1.0}),
+    'adamw': ('AdamW', {'learning_rate': 0.002, 'weight_decay': 0.05, 'amsgrad': True}),
+    'adagrad': ('Adagrad', {'learning_rate': 0.01, 'initial_accumulator_value': 0.2}),
+    'adadelta': ('Adadelta', {'learning_rate': 1.0, 'rho': 0.9}),
+    'adamax': ('Adamax', {'learning_rate': 0.002, 'global_clipnorm': 2.0}),
+    'nadam': ('Nadam', {'learning_rate': 0.002, 'weight_decay': 0.01}),
+    'sgd-exponential': ('SGD', {'momentum': 0.5, 'learning_rate': (
+        'ExponentialDecay', {'initial_learning_rate': 0.05, 'decay_steps': 2,
+                             'decay_rate': 0.5})}),
+    'adam-cosine': ('Adam', {'learning_rate': (
+        'CosineDecay', {'initial_learning_rate': 0.002, 'decay_steps': 5, 'alpha': 0.1,
+                        'warmup_target': 0.004, 'warmup_steps': 2})}),
+    'rmsprop-piecewise': ('RMSprop', {'learning_rate': (
+        'PiecewiseConstantDecay', {'boundaries': [1], 'values': [0.002, 0.001]})}),
+}
+
+
+def keras_optimizer(keras, kind):
+    class_name, kwargs = OPTIMIZERS[kind]
+    return optimizer_cases.build(keras.optimizers, class_name, kwargs)
 
 
 def minidl_optimizer(kind):
-    return {'adam': lambda: optimizers.Adam(0.002, beta_1=0.8),
-            'sgd': lambda: optimizers.SGD(0.05, momentum=0.9),
-            'rmsprop': lambda: optimizers.RMSprop(0.001, rho=0.8)}[kind]()
+    class_name, kwargs = OPTIMIZERS[kind]
+    return optimizer_cases.build(optimizers, class_name, kwargs)
 
 
 def optimizer_arrays(keras_optimizer):
@@ -156,10 +185,14 @@ def optimizer_arrays(keras_optimizer):
     return [np.asarray(v) for v in (variables() if callable(variables) else variables)]
 
 
-def minidl_arrays(model):
-    """minidl's optimizer state in tf-keras's order: iterations, then each weight's slots."""
-    iterations, slots = model.optimizer.get_state(model.trainable_weights)
-    return [np.int64(iterations)] + [a for state in slots for a in state.values()]
+def minidl_arrays(model, tf_keras=True):
+    """minidl's optimizer state in Keras's order (tf-keras's, or Keras 3's): iterations, then
+    the slots, group by group and weight by weight."""
+    optimizer, params = model.optimizer, model.trainable_weights
+    iterations, slots = optimizer.get_state(params)
+    state = {id(w): slot for w, slot in zip(params, slots)}
+    return [np.int64(iterations)] + [state[id(w)][entry[0]] for w, entry in keras_training._order(
+        optimizer, params, tf_keras) if entry[0] in state[id(w)]]
 
 
 def train_both(theirs, ours, x, y):
@@ -195,24 +228,24 @@ def decays_alike(file_format, direction, theirs_models, ours, path):
     agree(f'{file_format} training on', direction, 'sgd decay', got, want, 1e-4)
 
 
-@pytest.mark.parametrize('kind', ['adam', 'sgd', 'rmsprop'])
+@pytest.mark.parametrize('kind', list(OPTIMIZERS))
 def test_tf_keras_compile_state_loads_in_minidl_and_trains_on_alike(tmp_path, tf_keras, kind):
     theirs = keras_models.models(tf_keras)['convnet']
     keras_input(theirs, 12)
-    theirs.compile(tf_keras_optimizer(tf_keras, kind), 'categorical_crossentropy', ['acc'])
+    theirs.compile(keras_optimizer(tf_keras, kind), 'categorical_crossentropy', ['acc'])
     train_and_save(theirs, tmp_path / 'k.h5')
     ours = models.load_model(tmp_path / 'k.h5')
     resumed_alike('Keras 2 model .h5', 'tf-keras -> minidl', kind, theirs, ours,
                   minidl_arrays(ours), optimizer_arrays(theirs.optimizer))
 
 
-@pytest.mark.parametrize('kind', ['adam', 'sgd', 'rmsprop'])
+@pytest.mark.parametrize('kind', list(OPTIMIZERS))
 def test_minidl_compile_state_loads_in_tf_keras_and_trains_on_alike(tmp_path, tf_keras, kind):
     ours = seeded(minidl_models()['convnet'], 13)
     ours.compile(minidl_optimizer(kind), 'categorical_crossentropy', ['acc'])
     train_and_save(ours, tmp_path / 'm.h5')
     theirs = tf_keras.models.load_model(tmp_path / 'm.h5')  # compile=True
-    assert type(theirs.optimizer).__name__.lower() == kind
+    assert type(theirs.optimizer).__name__ == OPTIMIZERS[kind][0]
     assert theirs.loss.__name__ == 'categorical_crossentropy'
     resumed_alike('Keras 2 model .h5', 'minidl -> tf-keras', kind, theirs, ours,
                   optimizer_arrays(theirs.optimizer), minidl_arrays(ours))
@@ -234,12 +267,6 @@ def test_keras3_h5_compile_state_loads_in_minidl_and_trains_on_alike(tmp_path, k
                   minidl_arrays(ours), keras3_state(theirs.optimizer))
 
 
-def keras3_optimizer(keras3, kind):
-    return {'adam': lambda: keras3.optimizers.Adam(0.002, beta_1=0.8),
-            'sgd': lambda: keras3.optimizers.SGD(0.05, momentum=0.9),
-            'rmsprop': lambda: keras3.optimizers.RMSprop(0.001, rho=0.8)}[kind]()
-
-
 def unsaturated(model):
     """``model`` with its weights scaled down threefold, so that no softmax output comes near 0:
     Keras 3 on torch clips probabilities at 1e-7 in its cross-entropy, where tf-keras and
@@ -249,35 +276,38 @@ def unsaturated(model):
 
 
 def keras3_state(optimizer):
-    """Keras 3's optimizer variables but its learning rate, as arrays."""
-    return [np.asarray(v) for v in optimizer.variables if not v.path.endswith('learning_rate')]
+    """Keras 3's optimizer variables but its learning rate and Nadam's product of momenta (a
+    float32 running product, which minidl recomputes in float64), as arrays."""
+    return [np.asarray(v) for v in optimizer.variables
+            if not v.path.endswith('learning_rate') and v is not getattr(optimizer, '_u_product',
+                                                                           None)]
 
 
-@pytest.mark.parametrize('kind', ['adam', 'sgd', 'rmsprop'])
+@pytest.mark.parametrize('kind', list(OPTIMIZERS))
 def test_keras3_archive_compile_state_loads_in_minidl_and_trains_on_alike(tmp_path, keras3,
                                                                           kind):
     theirs = keras_models.models(keras3)['convnet']
     keras_input(theirs, 16)
     unsaturated(theirs)
-    theirs.compile(optimizer=keras3_optimizer(keras3, kind), loss='categorical_crossentropy',
+    theirs.compile(optimizer=keras_optimizer(keras3, kind), loss='categorical_crossentropy',
                    metrics=['acc'])
     train_and_save(theirs, tmp_path / 'k.keras')
     ours = models.load_model(tmp_path / 'k.keras')
-    assert type(ours.optimizer).__name__.lower() == kind
+    assert type(ours.optimizer).__name__ == OPTIMIZERS[kind][0]
     resumed_alike('Keras 3 .keras', 'Keras 3 -> minidl', kind, theirs, ours,
-                  minidl_arrays(ours), keras3_state(theirs.optimizer))
+                  minidl_arrays(ours, tf_keras=False), keras3_state(theirs.optimizer))
 
 
-@pytest.mark.parametrize('kind', ['adam', 'sgd', 'rmsprop'])
+@pytest.mark.parametrize('kind', list(OPTIMIZERS))
 def test_minidl_archive_compile_state_loads_in_keras3_and_trains_on_alike(tmp_path, keras3,
                                                                           kind):
     ours = unsaturated(seeded(minidl_models()['convnet'], 17))
     ours.compile(minidl_optimizer(kind), 'categorical_crossentropy', ['acc'])
     train_and_save(ours, tmp_path / 'm.keras')
     theirs = keras3.models.load_model(tmp_path / 'm.keras')  # compile=True
-    assert type(theirs.optimizer).__name__.lower() == kind
+    assert type(theirs.optimizer).__name__ == OPTIMIZERS[kind][0]
     resumed_alike('Keras 3 .keras', 'minidl -> Keras 3', kind, theirs, ours,
-                  keras3_state(theirs.optimizer), minidl_arrays(ours))
+                  keras3_state(theirs.optimizer), minidl_arrays(ours, tf_keras=False))
 
 
 def test_minidl_decay_is_keras3_inverse_time_decay(tmp_path, keras3):
