@@ -67,7 +67,7 @@ _ONLY = {'data_format': 'channels_last', 'groups': 1, 'sparse': False, 'ragged':
 # Keras arguments that change only training, never what a loaded model computes.
 _TRAINING_ONLY = ('kernel_regularizer', 'bias_regularizer', 'activity_regularizer',
                   'embeddings_regularizer', 'beta_regularizer', 'gamma_regularizer',
-                  'noise_shape', 'seed')
+                  'noise_shape', 'seed', 'rng_type')
 # Keras arguments that configure a feature refused unless off (renorm, LoRA): no effect.
 _UNUSED = ('renorm_clipping', 'renorm_momentum', 'lora_alpha')
 _MODELS = ('Sequential', 'Functional', 'Model')
@@ -178,7 +178,7 @@ class _Translation:
             if value != _ONLY[key]:
                 self.problems.append(f'{label}: argument {key}={value!r} (minidl supports '
                                      f'{_ONLY[key]!r} only)')
-        elif key in _TRAINING_ONLY:
+        elif key in _TRAINING_ONLY and key not in accepted:
             if value is not None:
                 self.dropped.append(f'{label} {key}={_short(value)}')
         elif key.endswith('_initializer'):

@@ -1,7 +1,7 @@
 """Keras-style layers: ``from minidl import layers``; ``layers.Conv2D(32, (3, 3), ...)``.
 
 One module per family, as Keras 3 groups them: activations, convolutional, core, embedding,
-merging, normalization, pooling, regularization, reshaping.
+merging, normalization, pooling, preprocessing, regularization, reshaping.
 
 Keras's other names for the same classes (``Convolution2D``, ``MaxPool2D``, ...) are aliases
 here, not classes of their own."""
@@ -17,6 +17,9 @@ from minidl.layers.normalization import BatchNormalization
 from minidl.layers.pooling import (AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D,
                                    GlobalAveragePooling2D, GlobalMaxPooling1D,
                                    GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
+from minidl.layers.preprocessing import (CenterCrop, RandomContrast, RandomFlip,
+                                         RandomRotation, RandomTranslation, RandomZoom,
+                                         Rescaling, Resizing)
 from minidl.layers.regularization import Dropout
 from minidl.layers.reshaping import Flatten, Reshape, ZeroPadding2D
 

@@ -74,11 +74,15 @@ def _translation(rows, cols):
     return np.array([[1.0, 0, rows], [0, 1.0, cols], [0, 0, 1]])
 
 
-def resample(images, matrices, fill_mode='nearest', cval=0.0, order=1):
+def resample(images, matrices, fill_mode='nearest', cval=0.0, order=1, grid=False):
     """Warp each image of a batch by its own matrix.
 
     images: ``(N, H, W, C)`` floats; matrices: ``(N, 3, 3)`` from :func:`transform_matrix`.
     order: 1 for bilinear interpolation (Keras's default), 0 for nearest neighbour.
+    grid: read outside the image as Keras 3's preprocessing layers do (scipy's ``grid-*``
+    modes) instead of as ImageDataGenerator does: each *tap* outside the image is extended by
+    ``fill_mode`` (so 'constant' blends into ``cval`` and 'wrap' has period W), and nearest
+    neighbour rounds halves to even.
     Returns a new ``(N, H, W, C)`` array of the images' dtype. Images whose matrix is the
     identity are copied untouched, so a generator with no geometric augmentation costs nothing.
     """
@@ -91,19 +95,20 @@ def resample(images, matrices, fill_mode='nearest', cval=0.0, order=1):
     out = images.copy()
     moving = np.flatnonzero(~np.all(matrices == np.eye(3), axis=(1, 2)))
     if moving.size:
-        _warp(images, matrices, moving, FILL_MODES.index(fill_mode), float(cval), order, out)
+        _warp(images, matrices, moving, FILL_MODES.index(fill_mode), float(cval), order,
+              bool(grid), out)
     return out
 
 
-def _warp(images, matrices, which, mode, cval, order, out):
+def _warp(images, matrices, which, mode, cval, order, grid, out):
     """For each output pixel of the images ``which``: inverse-map, then blend the nearest taps.
 
-    Each axis is sampled on its own (:func:`_taps`): the two pixels around the source point
-    and the weight of the second, bilinear (order 1) weighting them by how close they are,
-    nearest (order 0) putting all the weight on the closer one. A point outside the image in
-    'constant' mode is ``cval``. Serial by design: it releases the GIL, so the prefetch threads
-    run it beside training, and Numba's parallel thread pool must not be entered from two
-    threads at once.
+    Each axis is sampled on its own (:func:`_taps`): the two pixels around the source point,
+    the weight of the second, and whether each lies on the image; bilinear (order 1) weights
+    them by how close they are, nearest (order 0) puts all the weight on the closer one. A tap
+    off a 'constant' image reads ``cval``. Serial by design: it releases the GIL, so the
+    prefetch threads run it beside training, and Numba's parallel thread pool must not be
+    entered from two threads at once.
     """
     height, width, channels = images.shape[1:]
     for i in which:
@@ -111,32 +116,41 @@ def _warp(images, matrices, which, mode, cval, order, out):
         for row in range(height):
             for col in range(width):
                 # The offset first, as scipy sums: points on an edge stay on its side.
-                inside_r, ra, rb, fr = _taps(m[0, 2] + m[0, 0] * row + m[0, 1] * col,
-                                             height, mode, order)
-                inside_c, ca, cb, fc = _taps(m[1, 2] + m[1, 0] * row + m[1, 1] * col,
-                                             width, mode, order)
-                if not (inside_r and inside_c):
+                ra, rb, fr, ra_in, rb_in = _taps(m[0, 2] + m[0, 0] * row + m[0, 1] * col,
+                                                 height, mode, order, grid)
+                ca, cb, fc, ca_in, cb_in = _taps(m[1, 2] + m[1, 0] * row + m[1, 1] * col,
+                                                 width, mode, order, grid)
+                if not (ra_in or rb_in) or not (ca_in or cb_in):
                     out[i, row, col, :] = cval
                     continue
                 w00, w01 = (1 - fr) * (1 - fc), (1 - fr) * fc
                 w10, w11 = fr * (1 - fc), fr * fc
                 for ch in range(channels):
-                    out[i, row, col, ch] = (w00 * image[ra, ca, ch] + w01 * image[ra, cb, ch]
-                                            + w10 * image[rb, ca, ch] + w11 * image[rb, cb, ch])
+                    out[i, row, col, ch] = (
+                        w00 * (image[ra, ca, ch] if ra_in and ca_in else cval)
+                        + w01 * (image[ra, cb, ch] if ra_in and cb_in else cval)
+                        + w10 * (image[rb, ca, ch] if rb_in and ca_in else cval)
+                        + w11 * (image[rb, cb, ch] if rb_in and cb_in else cval))
 
 
-def _taps(x, size, mode, order):
-    """Sample one axis of ``size`` pixels at coordinate ``x``: ``(inside, first, second,
-    weight of second)``; ``inside`` is False only for a point off a 'constant' image."""
+def _taps(x, size, mode, order, grid):
+    """Sample one axis of ``size`` pixels at coordinate ``x``: ``(first, second, weight of the
+    second, first on the image, second on the image)``; a tap is off the image only in
+    'constant' mode."""
+    if grid:
+        first = int(np.rint(x)) if order == 0 else int(np.floor(x))
+        weight = 0.0 if order == 0 else x - first
+        second = first if order == 0 else first + 1
+        return (_fold(first, size, mode), _fold(second, size, mode), weight,
+                mode != _CONSTANT or 0 <= first < size, mode != _CONSTANT or 0 <= second < size)
     if mode == _CONSTANT and not 0 <= x <= size - 1:
-        return False, 0, 0, 0.0
+        return 0, 0, 0.0, False, False
     x = _extend(x, size, mode)
     if order == 0:
         nearest = min(max(int(np.floor(x + 0.5)), 0), size - 1)
-        return True, nearest, nearest, 0.0
+        return nearest, nearest, 0.0, True, True
     first = int(np.floor(x))
-    weight = x - first
-    return True, max(first, 0), min(first + 1, size - 1), weight
+    return max(first, 0), min(first + 1, size - 1), x - first, True, True
 
 
 def _extend(x, size, mode):
@@ -166,6 +180,18 @@ def _extend(x, size, mode):
     return x - period * int(x / period)
 
 
+def _fold(index, size, mode):
+    """A tap index from anywhere on the extended image (Keras 3's reading) back into
+    ``[0, size)``: mirrored with the edge pixel repeated, periodic, or clamped."""
+    if mode == _REFLECT:
+        index = index % (2 * size)
+        return min(index, 2 * size - 1 - index)
+    if mode == _WRAP:
+        return index % size
+    return min(max(index, 0), size - 1)
+
+
 _extend = numba.njit(_extend, inline='always')
+_fold = numba.njit(_fold, inline='always')
 _taps = numba.njit(_taps, inline='always')
 _warp = numba.njit(_warp, nogil=True, cache=True)
