@@ -128,3 +128,22 @@ def test_bad_fill_mode_or_order_is_a_clear_error():
     with pytest.raises(ValueError, match='interpolation order'):
         resample(x, m, order=3)
     assert set(FILL_MODES) == {'nearest', 'constant', 'reflect', 'wrap'}
+
+
+@pytest.mark.parametrize('fill_mode, left', [
+    ('nearest', [1, 1, 1]), ('constant', [9, 9, 9]), ('reflect', [3, 2, 1]),
+    ('wrap', [3, 4, 5])])  # Keras 3 wraps with period W
+def test_keras3_reading_extends_each_tap(fill_mode, left):
+    x = np.arange(1, 6, dtype=np.float32).reshape(1, 1, 5, 1)
+    matrix = transform_matrix({'ty': -3}, 1, 5)[None]
+    np.testing.assert_allclose(resample(x, matrix, fill_mode, 9.0, grid=True)[0, 0, :, 0],
+                               left + [1, 2])
+
+
+def test_keras3_reading_blends_into_cval_and_rounds_halves_to_even():
+    flat = np.full((1, 1, 3, 1), 4.0, np.float32)
+    shifted = resample(flat, transform_matrix({'ty': 0.25}, 1, 3)[None], 'constant', grid=True)
+    np.testing.assert_allclose(shifted[0, 0, :, 0], [4, 4, 3])
+    x = np.array([0.0, 10.0, 20.0, 30.0], np.float32).reshape(1, 1, 4, 1)
+    half = resample(x, transform_matrix({'ty': 0.5}, 1, 4)[None], order=0, grid=True)
+    np.testing.assert_allclose(half[0, 0, :, 0], [0, 20, 20, 30])
