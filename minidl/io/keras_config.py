@@ -69,7 +69,8 @@ _ONLY = {'data_format': 'channels_last', 'groups': 1, 'sparse': False, 'ragged':
 # Keras arguments that change only training, never what a loaded model computes.
 _TRAINING_ONLY = ('kernel_regularizer', 'bias_regularizer', 'activity_regularizer',
                   'embeddings_regularizer', 'beta_regularizer', 'gamma_regularizer',
-                  'depthwise_regularizer', 'pointwise_regularizer', 'noise_shape', 'seed')
+                  'depthwise_regularizer', 'pointwise_regularizer', 'noise_shape', 'seed',
+                  'rng_type')
 # Keras arguments that configure a feature refused unless off (renorm, LoRA): no effect.
 _UNUSED = ('renorm_clipping', 'renorm_momentum', 'lora_alpha')
 _MODELS = ('Sequential', 'Functional', 'Model')

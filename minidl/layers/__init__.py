@@ -1,7 +1,7 @@
 """Keras-style layers: ``from minidl import layers``; ``layers.Conv2D(32, (3, 3), ...)``.
 
 One module per family, as Keras 3 groups them: activations, convolutional, core, embedding,
-merging, normalization, pooling, regularization, reshaping.
+merging, normalization, pooling, preprocessing, regularization, reshaping.
 
 Keras's other names for the same classes (``Convolution2D``, ``MaxPool2D``, ...) are aliases
 here, not classes of their own."""
@@ -18,6 +18,9 @@ from minidl.layers.normalization import BatchNormalization, LayerNormalization
 from minidl.layers.pooling import (AveragePooling1D, AveragePooling2D, GlobalAveragePooling1D,
                                    GlobalAveragePooling2D, GlobalMaxPooling1D,
                                    GlobalMaxPooling2D, MaxPooling1D, MaxPooling2D)
+from minidl.layers.preprocessing import (CenterCrop, RandomContrast, RandomFlip,
+                                         RandomRotation, RandomTranslation, RandomZoom,
+                                         Rescaling, Resizing)
 from minidl.layers.regularization import (Dropout, GaussianDropout, GaussianNoise,
                                           SpatialDropout1D, SpatialDropout2D)
 from minidl.layers.reshaping import (Cropping1D, Cropping2D, Flatten, Permute, RepeatVector,

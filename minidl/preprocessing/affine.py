@@ -1,73 +1,88 @@
 """The geometry of augmentation: one affine matrix per image, one resampling per batch.
 
-Rotation, shift, shear, zoom and the flips all compose into a single 3×3 matrix ``M`` that maps
-an *output* pixel ``(row, col, 1)`` to the *input* point it is read from (inverse mapping, as in
-``scipy.ndimage.affine_transform``, which Keras used). Inverse mapping is what makes the output
-hole-free: every output pixel asks "where do I come from?", the answer is a point between four
-input pixels, and bilinear interpolation blends them. Points that fall outside the image read
-from the image extended by ``fill_mode``::
+Rotation, shift, shear and zoom compose into a single 3×3 matrix ``M`` that maps an *output*
+pixel ``(row, col, 1)`` to the *input* point it is read from (inverse mapping, as in
+``scipy.ndimage.affine_transform``, which Keras calls). Inverse mapping is what makes the
+output hole-free: every output pixel asks "where do I come from?", the answer is a point
+between four input pixels, and bilinear interpolation blends them. Composing first and
+resampling once matters: each resampling blurs, so rotating then zooming then shearing as
+three passes would blur three times, and cost three times as much.
 
-    'nearest'   a a a a | a b c d | d d d d     (edge pixels repeated)
-    'reflect'   d c b a | a b c d | d c b a     (mirror, edge pixel included)
-    'wrap'      a b c d | a b c d | a b c d     (periodic tiling)
-    'constant'  k k k k | a b c d | k k k k     (k = cval)
+Points outside the image are read as scipy does for the ``fill_mode`` Keras passes it (the
+image ``a b c d``, continued to the left and to the right)::
 
-Composing first and resampling once matters: each resampling blurs, so rotating then zooming
-then shearing as three passes would blur three times, and cost three times as much.
+    'nearest'   a a a a | a b c d | d d d d     (the point is clamped to the edge)
+    'reflect'   d c b a | a b c d | d c b a     (mirrored about the outer pixel edges)
+    'wrap'      b c d(a)| a b c d |(d)b c d     (period W - 1: the last and first columns
+                                                 are one column, a scipy quirk Keras keeps)
+    'constant'  k k k k | a b c d | k k k k     (k = cval for any point past the outer
+                                                 pixel centres, with no blending into k)
 
-Conventions follow Keras: coordinates are ``(row, col)``; ``tx`` is the row (vertical) offset
-and ``ty`` the column (horizontal) one; ``zx`` scales rows and ``zy`` columns; angles are in
-degrees; the transform is centred on the image centre ``((H-1)/2, (W-1)/2)``. Because ``M``
-maps output to input, ``tx = 3`` reads each pixel from 3 rows *below*, so the content moves
-3 rows *up*; ``zx = 0.5`` reads from half the distance, so the content looks twice as tall;
-``theta = 90`` turns the content a quarter turn clockwise as the image is displayed (rows
-going down).
+Conventions follow Keras (keras-preprocessing 1.1.2, the ImageDataGenerator of the lessons):
+coordinates are ``(row, col)``; ``tx`` is the row (vertical) offset and ``ty`` the column
+(horizontal) one; ``zx`` scales rows and ``zy`` columns; angles are in degrees. Keras turns
+about the point ``(H/2 + 0.5, W/2 + 0.5)``, one pixel below and right of the true centre
+``((H-1)/2, (W-1)/2)``, so its 180° rotation is both flips moved by two pixels; we keep that
+centre so the same parameters give Keras's images (tf-keras 2.x later moved it to the true
+centre). Because ``M`` maps output to input, ``tx = 3`` reads each pixel from 3 rows *below*,
+so the content moves 3 rows *up*; ``zx = 0.5`` reads from half the distance, so the content
+looks twice as tall; ``theta = 90`` turns the content a quarter turn clockwise as the image is
+displayed (rows going down). Flips are not part of ``M``: Keras mirrors the warped array.
 """
 import numba
 import numpy as np
 
 FILL_MODES = ('nearest', 'constant', 'reflect', 'wrap')
-_CONSTANT, _REFLECT, _WRAP = (FILL_MODES.index(mode) for mode in ('constant', 'reflect', 'wrap'))
+_NEAREST, _CONSTANT, _REFLECT, _WRAP = range(len(FILL_MODES))
 
 
 def transform_matrix(params, height, width):
     """The 3×3 output-to-input matrix for one image of size ``(height, width)``.
 
-    ``params`` holds Keras's keys (``theta``, ``tx``, ``ty``, ``shear``, ``zx``, ``zy``,
-    ``flip_horizontal``, ``flip_vertical``); missing keys mean "no change". The Keras order is
-    kept: rotation, shift, shear and zoom about the centre, then the flips of the result.
+    ``params`` holds Keras's keys (``theta``, ``tx``, ``ty``, ``shear``, ``zx``, ``zy``);
+    missing keys mean "no change", and no change at all gives the identity. The Keras order is
+    kept: rotation, shift, shear, then zoom, about Keras's centre, multiplied in the order
+    Keras multiplies them, so the matrix is Keras's to the last bit.
     """
     theta = np.deg2rad(params.get('theta', 0))
     shear = np.deg2rad(params.get('shear', 0))
-    rotate = np.array([[np.cos(theta), -np.sin(theta), 0],
-                       [np.sin(theta), np.cos(theta), 0],
-                       [0, 0, 1]])
-    shift = np.array([[1, 0, params.get('tx', 0)],
-                      [0, 1, params.get('ty', 0)],
-                      [0, 0, 1]])
-    slant = np.array([[1, -np.sin(shear), 0],
-                      [0, np.cos(shear), 0],
-                      [0, 0, 1]])
-    zoom = np.diag([params.get('zx', 1), params.get('zy', 1), 1])
-    centre_r, centre_c = (height - 1) / 2, (width - 1) / 2
-    to_centre = _translation(-centre_r, -centre_c)
-    from_centre = _translation(centre_r, centre_c)
-    flip = np.diag([-1.0 if params.get('flip_vertical') else 1.0,
-                    -1.0 if params.get('flip_horizontal') else 1.0, 1.0])
-    # Output pixel -> flipped about the centre -> through the affine part about the centre.
-    affine = rotate @ shift @ slant @ zoom
-    return from_centre @ affine @ flip @ to_centre
+    tx, ty = params.get('tx', 0), params.get('ty', 0)
+    zx, zy = params.get('zx', 1), params.get('zy', 1)
+    parts = []
+    if theta != 0:
+        parts.append([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0]])
+    if tx != 0 or ty != 0:
+        parts.append([[1, 0, tx], [0, 1, ty]])
+    if shear != 0:
+        parts.append([[1, -np.sin(shear), 0], [0, np.cos(shear), 0]])
+    if zx != 1 or zy != 1:
+        parts.append([[zx, 0, 0], [0, zy, 0]])
+    if not parts:
+        return np.eye(3)
+    matrix = _affine(parts[0])
+    for part in parts[1:]:
+        matrix = matrix @ _affine(part)
+    centre_r, centre_c = height / 2 + 0.5, width / 2 + 0.5
+    return _translation(centre_r, centre_c) @ matrix @ _translation(-centre_r, -centre_c)
+
+
+def _affine(rows):
+    return np.array(rows + [[0, 0, 1]], dtype=np.float64)
 
 
 def _translation(rows, cols):
     return np.array([[1.0, 0, rows], [0, 1.0, cols], [0, 0, 1]])
 
 
-def resample(images, matrices, fill_mode='nearest', cval=0.0, order=1):
+def resample(images, matrices, fill_mode='nearest', cval=0.0, order=1, grid=False):
     """Warp each image of a batch by its own matrix.
 
     images: ``(N, H, W, C)`` floats; matrices: ``(N, 3, 3)`` from :func:`transform_matrix`.
     order: 1 for bilinear interpolation (Keras's default), 0 for nearest neighbour.
+    grid: read outside the image as Keras 3's preprocessing layers do (scipy's ``grid-*``
+    modes) instead of as ImageDataGenerator does: each *tap* outside the image is extended by
+    ``fill_mode`` (so 'constant' blends into ``cval`` and 'wrap' has period W), and nearest
+    neighbour rounds halves to even.
     Returns a new ``(N, H, W, C)`` array of the images' dtype. Images whose matrix is the
     identity are copied untouched, so a generator with no geometric augmentation costs nothing.
     """
@@ -80,19 +95,19 @@ def resample(images, matrices, fill_mode='nearest', cval=0.0, order=1):
     out = images.copy()
     moving = np.flatnonzero(~np.all(matrices == np.eye(3), axis=(1, 2)))
     if moving.size:
-        _warp(images, matrices, moving, FILL_MODES.index(fill_mode),
-              images.dtype.type(cval), order, out)
+        _warp(images, matrices, moving, FILL_MODES.index(fill_mode), float(cval), order,
+              bool(grid), out)
     return out
 
 
-def _warp(images, matrices, which, mode, cval, order, out):
+def _warp(images, matrices, which, mode, cval, order, grid, out):
     """For each output pixel of the images ``which``: inverse-map, then blend the nearest taps.
 
-    Bilinear (order 1) blends the four pixels around the source point, each weighted by how
-    close it is; nearest (order 0) rounds the source point first, which leaves all the weight
-    on one tap. A tap outside the image reads the pixel ``fill_mode`` folds it onto, or, in
-    'constant' mode, gives its weight to ``cval``. Serial by design: it releases the GIL, so
-    the prefetch threads run it beside training, and Numba's parallel thread pool must not be
+    Each axis is sampled on its own (:func:`_taps`): the two pixels around the source point,
+    the weight of the second, and whether each lies on the image; bilinear (order 1) weights
+    them by how close they are, nearest (order 0) puts all the weight on the closer one. A tap
+    off a 'constant' image reads ``cval``. Serial by design: it releases the GIL, so the
+    prefetch threads run it beside training, and Numba's parallel thread pool must not be
     entered from two threads at once.
     """
     height, width, channels = images.shape[1:]
@@ -100,40 +115,74 @@ def _warp(images, matrices, which, mode, cval, order, out):
         m, image = matrices[i], images[i]
         for row in range(height):
             for col in range(width):
-                src_r = m[0, 0] * row + m[0, 1] * col + m[0, 2]
-                src_c = m[1, 0] * row + m[1, 1] * col + m[1, 2]
-                if order == 0:
-                    src_r, src_c = np.floor(src_r + 0.5), np.floor(src_c + 0.5)
-                r0, c0 = int(np.floor(src_r)), int(np.floor(src_c))
-                fr, fc = src_r - r0, src_c - c0
+                # The offset first, as scipy sums: points on an edge stay on its side.
+                ra, rb, fr, ra_in, rb_in = _taps(m[0, 2] + m[0, 0] * row + m[0, 1] * col,
+                                                 height, mode, order, grid)
+                ca, cb, fc, ca_in, cb_in = _taps(m[1, 2] + m[1, 0] * row + m[1, 1] * col,
+                                                 width, mode, order, grid)
+                if not (ra_in or rb_in) or not (ca_in or cb_in):
+                    out[i, row, col, :] = cval
+                    continue
                 w00, w01 = (1 - fr) * (1 - fc), (1 - fr) * fc
                 w10, w11 = fr * (1 - fc), fr * fc
-                w_cval = 0.0
-                if mode == _CONSTANT:  # taps outside the image hand their weight to cval
-                    w00 *= _inside(r0, c0, height, width)
-                    w01 *= _inside(r0, c0 + 1, height, width)
-                    w10 *= _inside(r0 + 1, c0, height, width)
-                    w11 *= _inside(r0 + 1, c0 + 1, height, width)
-                    w_cval = 1 - (w00 + w01 + w10 + w11)
-                ra, rb = _fold(r0, height, mode), _fold(r0 + 1, height, mode)
-                ca, cb = _fold(c0, width, mode), _fold(c0 + 1, width, mode)
                 for ch in range(channels):
-                    out[i, row, col, ch] = (w00 * image[ra, ca, ch] + w01 * image[ra, cb, ch]
-                                            + w10 * image[rb, ca, ch] + w11 * image[rb, cb, ch]
-                                            + w_cval * cval)
+                    out[i, row, col, ch] = (
+                        w00 * (image[ra, ca, ch] if ra_in and ca_in else cval)
+                        + w01 * (image[ra, cb, ch] if ra_in and cb_in else cval)
+                        + w10 * (image[rb, ca, ch] if rb_in and ca_in else cval)
+                        + w11 * (image[rb, cb, ch] if rb_in and cb_in else cval))
 
 
-def _inside(row, col, height, width):
-    return 1.0 if 0 <= row < height and 0 <= col < width else 0.0
+def _taps(x, size, mode, order, grid):
+    """Sample one axis of ``size`` pixels at coordinate ``x``: ``(first, second, weight of the
+    second, first on the image, second on the image)``; a tap is off the image only in
+    'constant' mode."""
+    if grid:
+        first = int(np.rint(x)) if order == 0 else int(np.floor(x))
+        weight = 0.0 if order == 0 else x - first
+        second = first if order == 0 else first + 1
+        return (_fold(first, size, mode), _fold(second, size, mode), weight,
+                mode != _CONSTANT or 0 <= first < size, mode != _CONSTANT or 0 <= second < size)
+    if mode == _CONSTANT and not 0 <= x <= size - 1:
+        return 0, 0, 0.0, False, False
+    x = _extend(x, size, mode)
+    if order == 0:
+        nearest = min(max(int(np.floor(x + 0.5)), 0), size - 1)
+        return nearest, nearest, 0.0, True, True
+    first = int(np.floor(x))
+    return max(first, 0), min(first + 1, size - 1), x - first, True, True
+
+
+def _extend(x, size, mode):
+    """Bring a coordinate outside ``[0, size - 1]`` back onto the image as scipy.ndimage
+    extends it for ``mode`` (its ``map_coordinate``, operation for operation, so that points
+    on an edge, and ties of nearest-neighbour rounding, fall on the same side).
+
+    'reflect' mirrors about the outer pixel edges, ``-0.5`` and ``size - 0.5`` (the result can
+    lie up to a pixel past the outer centre, where both taps are the edge pixel); 'wrap'
+    repeats with period ``size - 1``.
+    """
+    if 0 <= x <= size - 1:
+        return x
+    if mode == _NEAREST or size == 1:
+        return 0.0 if x < 0 or size == 1 else size - 1.0
+    if mode == _REFLECT:
+        period = 2 * size
+        if x < 0:
+            if x < -period:
+                x = period * int(-x / period) + x
+            return x + period if x < -size else -x - 1
+        x -= period * int(x / period)
+        return period - x - 1 if x >= size else x
+    period = size - 1  # wrap
+    if x < 0:
+        return x + period * (int(-x / period) + 1)
+    return x - period * int(x / period)
 
 
 def _fold(index, size, mode):
-    """Bring an index from anywhere on the extended image back into ``[0, size)``.
-
-    'constant' folds like 'nearest': its outside taps carry no weight, any index will do.
-    """
-    if 0 <= index < size:
-        return index
+    """A tap index from anywhere on the extended image (Keras 3's reading) back into
+    ``[0, size)``: mirrored with the edge pixel repeated, periodic, or clamped."""
     if mode == _REFLECT:
         index = index % (2 * size)
         return min(index, 2 * size - 1 - index)
@@ -142,6 +191,7 @@ def _fold(index, size, mode):
     return min(max(index, 0), size - 1)
 
 
-_inside = numba.njit(_inside, inline='always')
+_extend = numba.njit(_extend, inline='always')
 _fold = numba.njit(_fold, inline='always')
+_taps = numba.njit(_taps, inline='always')
 _warp = numba.njit(_warp, nogil=True, cache=True)

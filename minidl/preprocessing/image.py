@@ -11,13 +11,14 @@ Ported Keras code only changes its import::
     x, y = next(train)          # x: (20, 150, 150, 3) float32, y: (20,) float32
 
 Each image goes through the steps in Keras's order: decode and resize; random augmentation on
-its raw 0..255 values (one affine warp for rotation, shifts, shear, zoom and flips, then channel
-shift and brightness); ``standardize`` (``preprocessing_function``, ``rescale``, sample-wise then
-feature-wise normalisation).
+its raw 0..255 values (one affine warp for rotation, shifts, shear and zoom, then channel shift,
+the flips and brightness); ``standardize`` (``preprocessing_function``, ``rescale``, sample-wise
+then feature-wise normalisation).
 """
 import warnings
 
 import numpy as np
+from PIL import Image, ImageEnhance
 
 from minidl import random
 from minidl.preprocessing.affine import FILL_MODES, resample, transform_matrix
@@ -39,7 +40,9 @@ class ImageDataGenerator:
     * rotation_range: degrees; the angle is uniform in ``[-r, r]``.
     * width_shift_range, height_shift_range: a float below 1 is a fraction of the width/height
       (shift uniform in ``[-f, f]`` times the size); a float of 1 or more is pixels; an int
-      ``n`` gives whole pixels in ``(-n, n)``; a list gives one of its values, either sign.
+      ``n`` gives whole pixels in ``(-n, n)``, drawn as Keras draws them (``0 .. n-1`` times
+      a random sign, so no shift is twice as likely as any other); a list gives one of its
+      values, either sign.
     * shear_range: degrees (Keras's convention: not the shear factor).
     * zoom_range: ``z`` means ``[1 - z, 1 + z]``, or give ``[lo, hi]``; rows and columns are
       zoomed independently. As in Keras a value below 1 zooms *in* (enlarges the content).
@@ -47,12 +50,15 @@ class ImageDataGenerator:
     * fill_mode: how points outside the image are filled: 'nearest', 'constant' (with
       ``cval``), 'reflect' or 'wrap'. interpolation_order: 1 bilinear, 0 nearest neighbour.
 
-    All of them compose into one affine matrix per image, applied in a single resampling (see
-    :mod:`minidl.preprocessing.affine`).
+    Rotation, shifts, shear and zoom compose into one affine matrix per image, applied in a
+    single resampling (see :mod:`minidl.preprocessing.affine`), about Keras's centre and with
+    scipy's fill modes, so that given the same parameters the images are Keras's.
 
     Intensity augmentation: channel_shift_range adds one offset in ``[-r, r]`` to every
     channel, clipped to the image's own value range (as Keras); brightness_range ``[lo, hi]``
-    multiplies by a factor from that range, clipped to 0..255.
+    multiplies by a factor from that range, as Keras does it: through an 8-bit PIL image, so
+    the values are first stretched to span 0..255 (an image of values 10..200 comes back
+    spanning 0..255 times the factor) and come back whole numbers.
 
     Normalisation (``standardize``): preprocessing_function (one ``(H, W, C)`` image in, same
     shape out), rescale (a factor, e.g. ``1/255``), samplewise_center /
@@ -190,15 +196,22 @@ class ImageDataGenerator:
         }
 
     def _apply(self, x, params):
-        """Augment a float ``(N, H, W, C)`` batch, one parameter dict per image."""
+        """Augment a float ``(N, H, W, C)`` batch, one parameter dict per image, in Keras's
+        order: the affine warp, channel shift, the flips, brightness."""
         height, width = x.shape[1:3]
         matrices = np.stack([transform_matrix(p, height, width) for p in params])
         x = resample(x, matrices, self.fill_mode, self.cval, self.interpolation_order)
-        for image, p in zip(x, params):  # views into the new batch: updated in place
+        for i, p in enumerate(params):
+            image = x[i]
             if p.get('channel_shift_intensity') is not None:
-                np.clip(image + p['channel_shift_intensity'], image.min(), image.max(), out=image)
+                image = np.clip(image + p['channel_shift_intensity'], image.min(), image.max())
+            if p.get('flip_horizontal'):
+                image = image[:, ::-1]
+            if p.get('flip_vertical'):
+                image = image[::-1]
             if p.get('brightness') is not None:
-                np.clip(image * p['brightness'], 0, 255, out=image)
+                image = _brightness(image, p['brightness'])
+            x[i] = image
         return x
 
     # ----------------------------------------------------------------- normalisation
@@ -292,13 +305,33 @@ def _pair(name, value):
 
 
 def _random_shift(rng, spec, size):
-    """One random shift in pixels for a Keras width/height_shift_range ``spec``."""
+    """One random shift in pixels for a Keras width/height_shift_range ``spec``.
+
+    As Keras draws it: an int ``n`` or a list gives a value (``0 .. n-1``, or one of the list)
+    times a random sign, so 0 comes twice as often as any other value; a float is uniform in
+    ``[-spec, spec]``. Values below 1 are fractions of the size.
+    """
     if not np.any(spec):
         return 0.0
-    if isinstance(spec, (int, np.integer)):
-        return float(rng.integers(-spec + 1, spec))
-    if np.ndim(spec):
+    if isinstance(spec, (int, np.integer)) or np.ndim(spec):
         shift = rng.choice(spec) * rng.choice([-1, 1])
     else:
         shift = rng.uniform(-spec, spec)
     return float(shift * size if np.max(spec) < 1 else shift)
+
+
+def _brightness(image, factor):
+    """Keras's brightness change of one ``(H, W, C)`` image, through PIL as Keras does it: the
+    values stretched to span 0..255 and cut to 8 bits (``array_to_img``), scaled by
+    ``ImageEnhance.Brightness`` (which clips to 0..255 and truncates), and back to float32."""
+    if image.shape[-1] not in (1, 3, 4):
+        raise ValueError(f'ImageDataGenerator: brightness_range needs images with 1, 3 or 4 '
+                         f'channels (it goes through PIL, as in Keras), got shape {image.shape}')
+    x = image.astype(np.float32) - image.min()
+    top = x.max()
+    if top != 0:
+        x /= top
+    x *= 255
+    pixels = x.astype(np.uint8)
+    picture = Image.fromarray(pixels[:, :, 0] if pixels.shape[-1] == 1 else pixels)
+    return img_to_array(ImageEnhance.Brightness(picture).enhance(factor))

@@ -88,6 +88,18 @@ CASES = [
     (lambda: layers.Activation('gelu'), (2, 3), 0),
     (lambda: layers.Dense(3, activation='mish', kernel_regularizer='l1', bias_regularizer='l2',
                           activity_regularizer='l2'), (2, 4), 4 * 3 + 3),
+    (lambda: layers.Rescaling(0.5, offset=-1.0), (2, 3, 4), 0),
+    (lambda: layers.Resizing(5, 3), (2, 3, 4, 2), 0),
+    (lambda: layers.Resizing(2, 5, interpolation='nearest', crop_to_aspect_ratio=True),
+     (1, 4, 5, 2), 0),
+    (lambda: layers.Resizing(4, 4, pad_to_aspect_ratio=True, fill_value=0.5), (1, 2, 4, 1), 0),
+    (lambda: layers.CenterCrop(2, 3), (2, 5, 4, 2), 0),
+    (lambda: layers.CenterCrop(4, 2), (1, 3, 3, 1), 0),
+    (lambda: layers.RandomFlip('horizontal', seed=3), (2, 3, 4, 1), 0),
+    (lambda: layers.RandomRotation((-0.2, 0.1), fill_mode='constant'), (1, 4, 4, 2), 0),
+    (lambda: layers.RandomZoom(0.2, (-0.1, 0.3), interpolation='nearest'), (1, 4, 4, 1), 0),
+    (lambda: layers.RandomTranslation(0.2, 0.1, fill_mode='wrap'), (1, 3, 5, 1), 0),
+    (lambda: layers.RandomContrast((0.1, 0.3), value_range=(-1, 1)), (2, 3, 3, 1), 0),
 ]
 
 
@@ -107,17 +119,17 @@ def test_layer_battery(check_grad, xp, make, shape, params):
     layer = make()
     layer.dtype = np.dtype('float64')
     x = xp.asarray(_distinct(shape))
-    y = layer(minidl.Tensor(x))
+    training = isinstance(layer, layers.BatchNormalization)
+    y = layer(minidl.Tensor(x), training=training)
     assert layer.built and layer.count_params() == params
     assert y.shape[1:] == layer.compute_output_shape((None,) + shape[1:])[1:]
     assert y.dtype == np.float64 and y.device == minidl.Tensor(x).device
     config = layer.get_config()
     clone = type(layer).from_config({**config, 'name': config['name'] + '_clone'})
     clone.dtype = np.dtype('float64')
-    clone(minidl.Tensor(x))
+    clone(minidl.Tensor(x), training=training)
     clone.set_weights(layer.get_weights())
-    np.testing.assert_array_equal(clone(minidl.Tensor(x)).numpy(), y.numpy())
-    training = isinstance(layer, layers.BatchNormalization)
+    np.testing.assert_array_equal(clone(minidl.Tensor(x), training=training).numpy(), y.numpy())
     check_grad(lambda t, *weights: layer(t, training=training), x, *layer.trainable_weights)
     _one_training_step_changes_every_weight(layer, x, training)
 

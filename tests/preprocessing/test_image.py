@@ -124,10 +124,34 @@ def test_channel_shift_adds_one_offset_clipped_to_the_image_range():
     np.testing.assert_allclose(out, [[[40, 80, 90]]])
 
 
-def test_brightness_multiplies_and_clips_to_eight_bits():
+def test_brightness_stretches_to_eight_bits_then_multiplies_as_keras():
+    # Keras goes through PIL: 10..200 is stretched to 0..255 (100 -> 120.8, cut to 120),
+    # then multiplied by 1.5 and clipped.
     x = np.array([[[10, 100, 200]]], np.float32)
     out = ImageDataGenerator().apply_transform(x, {'brightness': 1.5})
-    np.testing.assert_allclose(out, [[[15, 150, 255]]])
+    np.testing.assert_array_equal(out, [[[0, 180, 255]]])
+    grey = ImageDataGenerator().apply_transform(np.full((2, 2, 1), 9.0, np.float32),
+                                                {'brightness': 2.0})
+    assert grey.shape == (2, 2, 1) and np.all(grey == 0)  # a flat image stretches to black
+    with pytest.raises(ValueError, match=r'1, 3 or 4 channels .*\(1, 1, 2\)'):
+        ImageDataGenerator().apply_transform(np.zeros((1, 1, 2)), {'brightness': 1.0})
+
+
+@pytest.mark.parametrize('key, expected', [('flip_horizontal', lambda x: x[:, ::-1]),
+                                           ('flip_vertical', lambda x: x[::-1])])
+def test_flips_mirror_the_image(key, expected):
+    x = np.random.default_rng(1).random((4, 5, 2)).astype(np.float32)
+    np.testing.assert_array_equal(ImageDataGenerator().apply_transform(x, {key: True}),
+                                  expected(x))
+
+
+def test_flip_follows_the_affine_part_as_in_keras():
+    # Keras shifts first, then flips the result: the dot moves right by 2, then is mirrored.
+    x = np.zeros((1, 9, 1), np.float32)
+    x[0, 4] = 1
+    out = ImageDataGenerator(fill_mode='constant').apply_transform(
+        x, {'ty': -2, 'flip_horizontal': True})
+    assert out[0, 2, 0] == 1 and out.sum() == 1
 
 
 def test_featurewise_statistics_come_from_fit_after_rescale():
