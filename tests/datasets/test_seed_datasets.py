@@ -11,18 +11,18 @@ import minidl
 import synthetic
 from minidl import layers, models
 from minidl.datasets import cifar10, files, imdb
-from minidl.layers import Embedding  # noqa: F401 -- the lesson reaches it as layers.Embedding
 from minidl.models import Sequential
 from minidl.optimizers import RMSprop
 from minidl.preprocessing import sequence
 from minidl.utils import to_categorical
 
 
-def assert_summary(out, rows, total):
-    """The summary in ``out`` has each ``(layer type, output shape, parameters)`` row of the
-    lesson's table, and its total."""
+def assert_summary(model, out, rows, total):
+    """``model``'s layers are of the lesson's types, and its summary in ``out`` has the output
+    shapes and parameter counts of the lesson's table (``rows`` of all three), and its total."""
+    assert [type(layer).__name__ for layer in model.layers] == [kind for kind, _, _ in rows]
     for kind, shape, params in rows:
-        assert re.search(rf'\({kind}\)\s+{re.escape(shape)}\s+{params}\s', out), (kind, shape)
+        assert re.search(rf'{re.escape(shape)}\s+{params}\s', out), (kind, shape)
     assert f'Total params: {total}' in out
 
 
@@ -75,8 +75,10 @@ def test_seed_001_cifar10_convnet(keras_datasets, tmp_path, monkeypatch, capsys)
     assert train_images.shape == (40, 32, 32, 3) and train_labels.shape == (40, 10)
     assert test_labels.shape == (10, 10) and len(scores) == 2
     assert list(history.history) == ['loss', 'accuracy', 'val_loss', 'val_accuracy']
-    assert_summary(capsys.readouterr().out, [
-        ('Conv2D', '(None, 30, 30, 32)', 896), ('MaxPooling2D', '(None, 14, 14, 32)', 0),
+    assert_summary(model, capsys.readouterr().out, [
+        ('Conv2D', '(None, 30, 30, 32)', 896), ('Conv2D', '(None, 28, 28, 32)', 9248),
+        ('MaxPooling2D', '(None, 14, 14, 32)', 0), ('Conv2D', '(None, 12, 12, 64)', 18496),
+        ('Conv2D', '(None, 10, 10, 64)', 36928), ('MaxPooling2D', '(None, 5, 5, 64)', 0),
         ('Conv2D', '(None, 3, 3, 64)', 36928), ('Flatten', '(None, 576)', 0),
         ('Dense', '(None, 1024)', 590848), ('Dense', '(None, 10)', 10250)], '703,594')
 
@@ -127,8 +129,8 @@ def test_seed_001_imdb_conv1d(keras_datasets, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert '40 train sequences' in out and 'x_test shape: (40, 500)' in out
     assert max(max(review) for review in x_train) < max_features
-    assert_summary(out, [
+    assert_summary(model, out, [
         ('Embedding', '(None, 500, 128)', 1280000), ('Conv1D', '(None, 494, 32)', 28704),
         ('MaxPooling1D', '(None, 98, 32)', 0), ('Conv1D', '(None, 92, 32)', 7200),
-        ('Dense', '(None, 1)', 33)], '1,315,937')
+        ('GlobalMaxPooling1D', '(None, 32)', 0), ('Dense', '(None, 1)', 33)], '1,315,937')
     assert len(history.history['val_acc']) == 10 and 'Epoch 10/10' in out
