@@ -16,13 +16,12 @@ data rather than the file means any faithful copy passes (the IDX files from any
 however they were gzip-compressed, or Keras's ``mnist.npz``), and a damaged one fails with a
 ValueError naming the file.
 """
-import gzip
 import hashlib
-import zlib
 from pathlib import Path
 
 import numpy as np
 
+from minidl.datasets.idx import read_idx
 from minidl.datasets.npz import read_arrays
 from minidl.utils import cache_dir
 
@@ -88,39 +87,9 @@ def _source_in(folder):
 
 
 def _read_idx(file, name):
-    """Parse the gzipped IDX ``file`` that holds MNIST's ``name`` array, and verify it.
-
-    IDX layout: a big-endian uint32 magic number ``0x0800 + ndim`` (0x08 = unsigned bytes;
-    2051 for images, 2049 for labels), ``ndim`` big-endian uint32 sizes, then the raw bytes in
-    C order. The data is decompressed straight into the result array.
-    """
+    """The verified MNIST array ``name`` from its gzipped IDX ``file``."""
     _, shape, _ = ARRAYS[name]
-    header_size = 4 * (1 + len(shape))
-    try:
-        with gzip.open(file) as f:
-            header = f.read(header_size)
-            if len(header) < header_size:
-                raise ValueError(f'MNIST: {file} is truncated: it ends inside the '
-                                 f'{header_size}-byte IDX header')
-            magic, *dims = (int(n) for n in np.frombuffer(header, '>u4'))
-            if magic != 0x0800 + len(shape):
-                raise ValueError(f'MNIST: {file} has a bad IDX magic number {magic} (expected '
-                                 f'{0x0800 + len(shape)}: unsigned bytes in {len(shape)} '
-                                 f'dimensions)')
-            if tuple(dims) != shape:
-                raise ValueError(f'MNIST: {file} holds an array of shape {tuple(dims)}, '
-                                 f'expected {shape}')
-            array = np.empty(shape, np.uint8)
-            read = f.readinto(memoryview(array).cast('B'))
-            if read < array.size:
-                raise ValueError(f'MNIST: {file} is truncated: its header promises '
-                                 f'{array.size} bytes of data, it holds {read}')
-            if f.read(1):
-                raise ValueError(f'MNIST: {file} has data beyond the {array.size} bytes its '
-                                 f'header announces')
-    except (OSError, EOFError, zlib.error) as exc:
-        raise ValueError(f'MNIST: {file} is not a readable gzip file ({exc})') from exc
-    return _verified(name, array, file)
+    return _verified(name, read_idx(file, len(shape), 'MNIST', shape), file)
 
 
 def _read_npz(file):
