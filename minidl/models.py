@@ -73,7 +73,7 @@ def call_indices(nodes):
     return indices
 
 
-def replay(nodes, values, training=False, logits=(), retain=()):
+def replay(nodes, values, training=None, logits=(), retain=()):
     """Compute ``nodes`` in order on real tensors; ``values`` maps id(symbolic tensor) to its
     Tensor and gains every output computed. Nodes in ``logits`` (ids) stop before their
     layer's final activation; tensors in ``retain`` (ids) keep their gradient."""
@@ -137,7 +137,7 @@ class Model(Trainer, Layer):
         """A model keeps its own graph's input and output when it is used as a layer."""
 
     # --- computing ------------------------------------------------------------------------
-    def call(self, x, training=False, logits=False):
+    def call(self, x, training=None, logits=False):
         """Run the graph on real data; ``logits`` (True, or the positions of some outputs)
         stops those outputs' layers before their final activation (for fused losses).
 
@@ -342,14 +342,14 @@ class Sequential(Model):
         self.layers = list(self._stack)
         self.to(self._device)
 
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=None):
         if not self.built and not isinstance(x, SymbolicTensor):
             self.build((None,) + tuple(x.shape)[1:])
         elif not self.built:
             self.build(x.shape)
         return super().__call__(x, training)
 
-    def call(self, x, training=False, logits=False):
+    def call(self, x, training=None, logits=False):
         for layer in self._stack[:-1]:
             x = layer(x, training)
         last = self._stack[-1]

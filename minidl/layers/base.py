@@ -362,9 +362,13 @@ class Layer:
             self.output_shape = self.compute_output_shape(input_shape)
         return input_shape
 
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=None):
         """Compute on tensors or arrays (a list of them for merge layers), or, called on
-        symbolic tensors, add a node to the functional graph and return its output(s)."""
+        symbolic tensors, add a node to the functional graph and return its output(s).
+
+        ``training`` True (``fit``) or False (``predict``, ``evaluate``); None, when the caller
+        does not say, is inference for every layer but the random augmentation layers, which
+        augment, as in Keras 3."""
         if is_symbolic(x):
             return self._call_symbolic(x)
         return self.call(self._prepare(x), training)

@@ -128,7 +128,7 @@ class GlobalAveragePooling1D(GlobalPooling):
     expected_ndim = 3
     pool = staticmethod(F.global_avg_pool)
 
-    def __call__(self, x, training=False):
+    def __call__(self, x, training=None):
         source = mask_source(x) if isinstance(x, SymbolicTensor) else None
         if source is not None:
             raise ValueError(

@@ -185,11 +185,11 @@ class _Augmentation(Layer):
     def _rng(self):
         return self._own if self._own is not None else random.generator()
 
-    def __call__(self, x, training=True):
-        """As in Keras 3, a layer called on its own augments unless told ``training=False``
-        (how lessons look at augmented images); inside a model it does what the model does:
-        ``fit`` augments, ``predict`` and ``evaluate`` do not."""
-        return super().__call__(x, training)
+    def __call__(self, x, training=None):
+        """As in Keras 3, a layer called on its own, or in a model called on its own, augments
+        unless told ``training=False`` (how lessons look at augmented images: ``training``
+        None means "not said"); ``fit`` augments, ``predict`` and ``evaluate`` do not."""
+        return super().__call__(x, True if training is None else training)
 
     def call(self, x, training=False):
         if not training:

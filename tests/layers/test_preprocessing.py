@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import minidl
-from minidl import layers
+from minidl import layers, models
 from minidl.models import Sequential
 
 FIXTURE = np.load(pathlib.Path(__file__).parent / 'fixtures' / 'keras3_preprocessing.npz')
@@ -226,3 +226,16 @@ def test_live_a_keras_model_with_every_preprocessing_layer_loads_and_predicts(tm
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0),
                                atol=1e-5)
     assert ours.layers[3].seed == 3 and ours.layers[7].factor == (0.0, 0.3)
+
+
+def test_an_augmentation_block_called_on_its_own_augments_as_in_keras3():
+    """The lessons look at augmented images by calling the block on them; predict does not."""
+    block = models.Sequential([layers.RandomFlip('horizontal', seed=1),
+                               layers.RandomRotation(0.2, seed=2)])
+    images = np.random.default_rng(0).random((4, 6, 6, 1)).astype(np.float32)
+    assert not np.allclose(block(images).numpy(), images)
+    np.testing.assert_array_equal(block(images, training=False).numpy(), images)
+    np.testing.assert_array_equal(block.predict(images, verbose=0), images)
+    x = layers.Input((6, 6, 1))
+    model = models.Model(x, layers.Dense(1, kernel_initializer='ones')(block(x)))
+    assert not np.allclose(model(images).numpy(), model.predict(images, verbose=0))
