@@ -9,12 +9,13 @@ weight's slots in Keras's order), matched back by position, as Keras 3 does. Wha
 train as saved (an optimizer or schedule it lacks, a loss on logits) is a ValueError naming it: a model that trains differently from its file would be a silent wrong answer.
 """
 import contextlib
+import inspect
 import re
 import warnings
 
 import numpy as np
 
-from minidl import optimizers
+from minidl import losses, optimizers
 from minidl.io import keras3_weights, keras_h5
 from minidl.io.errors import WeightFileError
 from minidl.io.keras_config import CONFIG_ERRORS, KERAS2, KERAS3
@@ -174,9 +175,8 @@ _ARGUMENTS = {'SGD': ('momentum', 'nesterov'), 'RMSprop': ('rho', 'momentum', 'e
               'Adagrad': ('initial_accumulator_value', 'epsilon'), 'Adadelta': ('rho', 'epsilon'),
               'Adamax': ('beta_1', 'beta_2', 'epsilon'), 'Nadam': ('beta_1', 'beta_2', 'epsilon')}
 _SCHEDULES = ('ExponentialDecay', 'InverseTimeDecay', 'PiecewiseConstantDecay', 'CosineDecay')
-_LOSSES = {'CategoricalCrossentropy': 'categorical_crossentropy',
-           'SparseCategoricalCrossentropy': 'sparse_categorical_crossentropy',
-           'BinaryCrossentropy': 'binary_crossentropy', 'MeanSquaredError': 'mse'}
+_LOSSES = ('CategoricalCrossentropy', 'SparseCategoricalCrossentropy', 'BinaryCrossentropy',
+           'MeanSquaredError', 'MeanAbsoluteError', 'Huber', 'KLDivergence')
 
 
 def _optimizer_config(optimizer, wrap):
@@ -201,31 +201,39 @@ def training_config(model):
     etc. with tf-keras's arguments, the losses and metrics by name, as compiled."""
     optimizer = _optimizer_config(model.optimizer, KERAS2.wrap)
     optimizer['class_name'] = 'Custom>' + optimizer['class_name']
-    return {**_compiled(model), 'weighted_metrics': None, 'optimizer_config': optimizer}
+    return {**_compiled(model, KERAS2.wrap), 'weighted_metrics': None,
+            'optimizer_config': optimizer}
 
 
 def compile_config(model):
     """The ``compile_config`` Keras 3 writes in a ``.keras`` archive's ``config.json``."""
-    return {'optimizer': _optimizer_config(model.optimizer, KERAS3.wrap), **_compiled(model),
+    return {'optimizer': _optimizer_config(model.optimizer, KERAS3.wrap),
+            **_compiled(model, KERAS3.wrap),
             'weighted_metrics': None, 'run_eagerly': False, 'steps_per_execution': 1,
             'jit_compile': False}
 
 
-def _compiled(model):
+def _compiled(model, wrap):
     """``loss``, ``loss_weights`` and ``metrics`` as ``compile`` was given them (one, a list
-    per output or a dict by output name), each loss and metric by its name."""
-    return {'loss': _named(model.loss), 'metrics': _named(model.compiled_metric_names),
+    per output or a dict by output name): each metric by its name, each loss by its name or,
+    set otherwise than by default (``label_smoothing``, ``from_logits``), by its config."""
+    return {'loss': _named(model.loss, wrap), 'metrics': _named(model.compiled_metric_names),
             'loss_weights': _named(model.loss_weights)}
 
 
-def _named(value):
-    """``value`` with every loss or metric object replaced by its name, lists and dicts kept."""
+def _named(value, wrap=None):
+    """``value`` with every metric or loss object replaced by its name (a loss whose settings
+    differ from its class's defaults by ``wrap('keras.losses', class, config)``), lists and
+    dicts kept."""
     if isinstance(value, dict):
-        return {key: _named(item) for key, item in value.items()}
+        return {key: _named(item, wrap) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_named(item) for item in value]
+        return [_named(item, wrap) for item in value]
     if value is None or isinstance(value, (str, int, float)):
         return value
+    if wrap is not None and type(value).__name__ in _LOSSES and \
+            value.get_config() != type(value)().get_config():
+        return wrap('keras.losses', type(value).__name__, value.get_config())
     name = getattr(value, 'name', None) or getattr(value, '__name__', None)
     if not isinstance(name, str):
         raise ValueError(f'cannot save the compile setting {value!r}: losses and metrics are '
@@ -307,15 +315,22 @@ def _losses(spec):
 
 
 def _loss(spec):
-    """A loss name from a Keras loss: a name, or ``{'class_name', 'config'}`` of a loss class
-    (on probabilities: minidl fuses the output activation itself); None (no loss) stays."""
+    """A loss from a Keras loss: a name, or ``{'class_name', 'config'}`` of a loss class (the
+    settings minidl's class takes; a ``dtype`` or an ``ignore_class`` of None is no setting);
+    None (no loss) stays."""
     if spec is None or isinstance(spec, str):
         return spec
     if not isinstance(spec, dict) or spec.get('class_name') not in _LOSSES:
         raise ValueError(f'loss {spec!r} is not one minidl has')
-    if spec.get('config', {}).get('from_logits'):
-        raise ValueError(f'{spec["class_name"]}(from_logits=True) is not supported')
-    return _LOSSES[spec['class_name']]
+    cls = getattr(losses, spec['class_name'])
+    accepted = inspect.signature(cls).parameters
+    config = {key: value for key, value in (spec.get('config') or {}).items()
+              if not (key in ('dtype', 'ignore_class') and value is None)}
+    unknown = sorted(key for key in config if key not in accepted)
+    if unknown:
+        raise ValueError(f'{spec["class_name"]} settings minidl does not have: '
+                         f'{", ".join(f"{key}={config[key]!r}" for key in unknown)}')
+    return cls(**config)
 
 
 def _metrics(spec):

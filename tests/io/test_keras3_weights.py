@@ -382,7 +382,7 @@ def with_optimizer(class_name, **config):
         'initial_learning_rate': 0.1, 'decay_rate': 0.5, 'decay_steps': 0}}),
      'decay_steps must be > 0, got 0'),
     (lambda t: dict(t, loss={'class_name': 'CategoricalCrossentropy',
-                             'config': {'from_logits': True}}), 'from_logits=True'),
+                             'config': {'from_logits': True, 'focal': True}}), 'focal=True'),
     (lambda t: dict(t, loss_weights=[0.5, 0.5]), 'loss_weights'),
 ])
 def test_compile_settings_minidl_cannot_train_are_refused_with_a_way_out(tmp_path, change,

@@ -298,3 +298,21 @@ def test_the_compile_settings_of_several_outputs_survive_a_file(tmp_path, suffix
     assert loaded.metrics_names == model.metrics_names
     assert loaded.optimizer.iterations == model.optimizer.iterations
     assert loaded.evaluate(data, targets, verbose=0) == model.evaluate(data, targets, verbose=0)
+
+
+@pytest.mark.parametrize('suffix', ['.h5', '.keras'])
+def test_loss_objects_with_their_settings_survive_a_file(tmp_path, suffix):
+    from minidl import losses
+    x = layers.Input((3,))
+    model = models.Model(x, [layers.Dense(3, name='scores')(x),
+                             layers.Dense(3, activation='softmax', name='probs')(x)])
+    model.compile('sgd', [losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1),
+                          losses.Huber(delta=0.5)])
+    model.save(tmp_path / f'm{suffix}')
+    loaded = models.load_model(tmp_path / f'm{suffix}')
+    assert [type(loss) for loss in loaded.loss] == [losses.CategoricalCrossentropy, losses.Huber]
+    assert [loss.get_config() for loss in loaded.loss] == \
+        [loss.get_config() for loss in model.loss]
+    rng = np.random.default_rng(3)
+    data, targets = rng.normal(size=(5, 3)), [np.eye(3)[[0, 1, 2, 0, 1]]] * 2
+    assert loaded.evaluate(data, targets, verbose=0) == model.evaluate(data, targets, verbose=0)
