@@ -100,9 +100,4 @@ def get(identifier):
 
 def serialize(constraint):
     """The config dict that :func:`get` turns back into ``constraint`` (``None`` for none)."""
-    if constraint is None:
-        return None
-    if not isinstance(constraint, Constraint):
-        raise TypeError(f'cannot save the constraint {constraint!r}: only Constraint objects '
-                        f'have a config; subclass minidl.constraints.Constraint')
-    return {'class_name': type(constraint).__name__, 'config': constraint.get_config()}
+    return _REGISTRY.serialize(constraint, Constraint)

@@ -89,9 +89,4 @@ def get(identifier):
 
 def serialize(regularizer):
     """The config dict that :func:`get` turns back into ``regularizer`` (``None`` for none)."""
-    if regularizer is None:
-        return None
-    if not isinstance(regularizer, Regularizer):
-        raise TypeError(f'cannot save the regularizer {regularizer!r}: only Regularizer '
-                        f'objects have a config; subclass minidl.regularizers.Regularizer')
-    return {'class_name': type(regularizer).__name__, 'config': regularizer.get_config()}
+    return _REGISTRY.serialize(regularizer, Regularizer)

@@ -186,8 +186,9 @@ class Configurable:
 
 class Registry:
     """The named classes of one kind (initializers, constraints, optimizers) behind a Keras
-    ``get(identifier)``: a name matches ignoring case and underscores ('he_normal', 'HeNormal'),
-    and a config dict ``{'class_name': ..., 'config': {...}}`` names its class."""
+    ``get(identifier)`` and ``serialize(obj)``: a name matches ignoring case and underscores
+    ('he_normal', 'HeNormal'), and a config dict ``{'class_name': ..., 'config': {...}}``
+    names its class."""
 
     def __init__(self, kind, classes):
         self.kind, self.names = kind, list(classes)
@@ -215,6 +216,16 @@ class Registry:
             return self.lookup(identifier)()
         raise TypeError(f'{self.kind} must be a name, a config dict or {alternative}, got '
                         f'{type(identifier).__name__}: {identifier!r}')
+
+    def serialize(self, obj, base):
+        """The config dict ``{'class_name', 'config'}`` that :meth:`build` reads (``None`` for
+        none); an object that is no ``base`` (a plain function) has no config: a TypeError."""
+        if obj is None:
+            return None
+        if not isinstance(obj, base):
+            raise TypeError(f'cannot save the {self.kind} {obj!r}: only {base.__name__} objects '
+                            f'have a config; subclass {base.__module__}.{base.__name__}')
+        return {'class_name': type(obj).__name__, 'config': obj.get_config()}
 
 
 def __getattr__(name):

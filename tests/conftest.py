@@ -1,8 +1,10 @@
-"""Shared fixtures: the array backends, float64 gradient checking, and the hypothesis profile.
+"""Shared fixtures: the array backends, float64 gradient checking, the Keras libraries of the
+live checks, and the hypothesis profile.
 
 Tests marked ``gpu`` are skipped where CuPy or a CUDA device is missing; the ``xp`` fixture
 runs a test once per array module present.
 """
+import os
 import sys
 from pathlib import Path
 
@@ -63,3 +65,18 @@ def check_grad():
         assert minidl.gradcheck(fn, inputs, **options)
         _gradchecks[0] += 1
     return run
+
+
+@pytest.fixture(scope='session')
+def keras_or_skip():
+    """``keras_or_skip(name)``: tf-keras (``'tf_keras'``) or Keras 3 (``'keras'``, on the torch
+    backend), or a skip."""
+    def load(name):
+        if name == 'keras':
+            os.environ.setdefault('KERAS_BACKEND', 'torch')
+            keras = pytest.importorskip('keras')
+            if not keras.__version__.startswith('3.'):
+                pytest.skip(f'keras {keras.__version__} is not Keras 3')
+            return keras
+        return pytest.importorskip(name)
+    return load

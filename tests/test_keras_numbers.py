@@ -9,7 +9,6 @@ difference is checked to be exactly the documented one.
 """
 import collections
 import gzip
-import os
 import sys
 import types
 from pathlib import Path
@@ -89,20 +88,9 @@ def test_every_minidl_activation_is_compared():
     assert set(make.ACTIVATIONS) == set(minidl.functions.activation.ACTIVATIONS)
 
 
-def keras_or_skip(name):
-    """tf-keras (``'tf_keras'``) or Keras 3 (``'keras'``, on the torch backend), or a skip."""
-    if name == 'keras':
-        os.environ.setdefault('KERAS_BACKEND', 'torch')
-        keras = pytest.importorskip('keras')
-        if not keras.__version__.startswith('3.'):
-            pytest.skip(f'keras {keras.__version__} is not Keras 3')
-        return keras
-    return pytest.importorskip(name)
-
-
 @pytest.mark.interop
 @pytest.mark.parametrize('judge', ['tf_keras', 'keras'])
-def test_live(ours, judge):
+def test_live(ours, judge, keras_or_skip):
     compare(ours, make.numbers(keras_or_skip(judge)), judge)
 
 
@@ -120,7 +108,7 @@ def test_a_keras_model_of_these_layers_loads_and_predicts(tmp_path, prefix, suff
 
 @pytest.mark.interop
 @pytest.mark.parametrize('judge, suffix', [('tf_keras', '.h5'), ('keras', '.keras')])
-def test_minidl_writes_keras_reads(tmp_path, judge, suffix):
+def test_minidl_writes_keras_reads(tmp_path, judge, suffix, keras_or_skip):
     keras = keras_or_skip(judge)
     minidl.random.seed(1)
     model = make.model(MINIDL)

@@ -17,38 +17,46 @@ class LearningRateSchedule(Configurable):
         raise NotImplementedError(f'{type(self).__name__} must define __call__(step)')
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _StepDecay(LearningRateSchedule):
+    """The settings ExponentialDecay and InverseTimeDecay share, and their :meth:`progress`."""
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase, name):
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps = _positive(self, 'decay_steps', decay_steps)
+        self.decay_rate = float(decay_rate)
+        self.staircase = bool(staircase)
+        self.name = name
+
+    def progress(self, step):
+        """``step / decay_steps``, floored when the schedule is a staircase."""
+        progress = step / self.decay_steps
+        return math.floor(progress) if self.staircase else progress
+
+
+class ExponentialDecay(_StepDecay):
     """``initial_learning_rate * decay_rate ** (step / decay_steps)``: the rate shrinks by
     ``decay_rate`` every ``decay_steps`` steps, smoothly, or at once every ``decay_steps`` steps
     with ``staircase=True`` (the exponent floored)."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
                  name='ExponentialDecay'):
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps = _positive(self, 'decay_steps', decay_steps)
-        self.decay_rate = float(decay_rate)
-        self.staircase = bool(staircase)
-        self.name = name
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def __call__(self, step):
-        return self.initial_learning_rate * self.decay_rate ** _progress(self, step)
+        return self.initial_learning_rate * self.decay_rate ** self.progress(step)
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_StepDecay):
     """``initial_learning_rate / (1 + decay_rate * step / decay_steps)`` (the fraction floored
     with ``staircase=True``); with ``decay_steps=1`` it is the ``decay`` argument every minidl
     optimizer takes, and how that argument is saved for Keras."""
 
     def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False,
                  name='InverseTimeDecay'):
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_steps = _positive(self, 'decay_steps', decay_steps)
-        self.decay_rate = float(decay_rate)
-        self.staircase = bool(staircase)
-        self.name = name
+        super().__init__(initial_learning_rate, decay_steps, decay_rate, staircase, name)
 
     def __call__(self, step):
-        return self.initial_learning_rate / (1 + self.decay_rate * _progress(self, step))
+        return self.initial_learning_rate / (1 + self.decay_rate * self.progress(step))
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -100,12 +108,6 @@ def _positive(schedule, name, value):
     if not value > 0:
         raise ValueError(f'{type(schedule).__name__}: {name} must be > 0, got {value!r}')
     return value
-
-
-def _progress(schedule, step):
-    """``step / decay_steps``, floored when the schedule is a staircase."""
-    progress = step / schedule.decay_steps
-    return math.floor(progress) if schedule.staircase else progress
 
 
 _REGISTRY = Registry('learning-rate schedule', {

@@ -60,14 +60,6 @@ def test_preprocess_input_scales_to_minus_one_one():
     assert preprocess_input(x).dtype == np.float32
 
 
-@pytest.fixture
-def keras_home(tmp_path, monkeypatch):
-    monkeypatch.setenv('KERAS_HOME', str(tmp_path / 'keras'))
-    monkeypatch.setenv('MINIDL_HOME', str(tmp_path / 'minidl'))
-    (tmp_path / 'keras' / 'models').mkdir(parents=True)
-    return tmp_path / 'keras' / 'models'
-
-
 def randomised(model, seed):
     """``model`` with every weight drawn at random (variances positive), returned as a list."""
     rng = np.random.default_rng(seed)

@@ -35,14 +35,6 @@ def assert_loaded(model, written):
             np.testing.assert_array_equal(weight, array)
 
 
-@pytest.fixture
-def keras_home(tmp_path, monkeypatch):
-    monkeypatch.setenv('KERAS_HOME', str(tmp_path / 'keras'))
-    monkeypatch.setenv('MINIDL_HOME', str(tmp_path / 'minidl'))
-    (tmp_path / 'keras' / 'models').mkdir(parents=True)
-    return tmp_path / 'keras' / 'models'
-
-
 def test_imagenet_weights_load_from_where_keras_caches_them(keras_home):
     source = VGG16(include_top=False, input_shape=(32, 32, 3))
     written = write_keras_weight_file(keras_home / WEIGHT_FILES[False], source)

@@ -10,7 +10,6 @@ files of the branched model cross live in ``test_keras_weights_roundtrip.py``). 
 ``-s`` to see each difference. Predictions agree when ``max |a - b| <= 1e-5 * max |b|``.
 """
 import gzip
-import os
 import sys
 import types
 import warnings
@@ -75,17 +74,6 @@ def test_a_nested_model_keeps_its_layers_reachable_by_name(tmp_path):
 
 
 # --- live: the libraries themselves ------------------------------------------------------
-def keras_or_skip(name):
-    """tf-keras (``'tf_keras'``) or Keras 3 (``'keras'``, on the torch backend), or a skip."""
-    if name == 'keras':
-        os.environ.setdefault('KERAS_BACKEND', 'torch')
-        keras = pytest.importorskip('keras')
-        if not keras.__version__.startswith('3.'):
-            pytest.skip(f'keras {keras.__version__} is not Keras 3')
-        return keras
-    return pytest.importorskip(name)
-
-
 LIBRARIES = [('tf_keras', '.h5'), ('keras', '.keras')]
 
 
@@ -96,7 +84,7 @@ def report(direction, suffix, name, difference):
 @pytest.mark.interop
 @pytest.mark.parametrize('name', NAMES)
 @pytest.mark.parametrize('library, suffix', LIBRARIES)
-def test_keras_writes_minidl_reads(tmp_path, library, suffix, name):
+def test_keras_writes_minidl_reads(tmp_path, library, suffix, name, keras_or_skip):
     keras = keras_or_skip(library)
     model, x = make_keras_models.models(keras)[name]
     model.save(tmp_path / f'm{suffix}')
@@ -110,7 +98,7 @@ def test_keras_writes_minidl_reads(tmp_path, library, suffix, name):
 @pytest.mark.interop
 @pytest.mark.parametrize('name', NAMES)
 @pytest.mark.parametrize('library, suffix', LIBRARIES)
-def test_minidl_writes_keras_reads(tmp_path, library, suffix, name):
+def test_minidl_writes_keras_reads(tmp_path, library, suffix, name, keras_or_skip):
     keras = keras_or_skip(library)
     model, x = make_keras_models.models(MINIDL)[name]
     model.save(tmp_path / f'm{suffix}')
@@ -123,7 +111,7 @@ def test_minidl_writes_keras_reads(tmp_path, library, suffix, name):
 
 @pytest.mark.interop
 @pytest.mark.parametrize('name', [name for name in NAMES if name.startswith('nested')])
-def test_tf_keras_builds_minidls_nested_model_config(tmp_path, name):
+def test_tf_keras_builds_minidls_nested_model_config(tmp_path, name, keras_or_skip):
     """The model_config half of the nested h5 files that tf-keras cannot load whole yet."""
     keras = keras_or_skip('tf_keras')
     model, x = make_keras_models.models(MINIDL)[name]
@@ -146,7 +134,8 @@ def graph_outputs(model, xs):
 
 @pytest.mark.interop
 @pytest.mark.parametrize('library, suffix', LIBRARIES)
-def test_shared_layers_and_nested_outputs_cross_both_ways(tmp_path, library, suffix):
+def test_shared_layers_and_nested_outputs_cross_both_ways(tmp_path, library, suffix,
+                                                          keras_or_skip):
     keras = keras_or_skip(library)
     rng = np.random.default_rng(1)
     xs = [rng.normal(size=(3, 6)).astype('float32') for _ in range(2)]
