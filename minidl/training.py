@@ -420,8 +420,9 @@ class Trainer:
                                                 to_device(target, self.device))
             parts.append(loss)
             scores += values
-        total = sum((head.weight * loss for head, loss in zip(heads[1:], parts[1:])),
-                    heads[0].weight * parts[0])
+        weighted = [loss if head.weight == 1 else head.weight * loss
+                    for head, loss in zip(heads, parts)]
+        total = sum(weighted[1:], weighted[0])
         total = sum(self.losses, total)  # the regularizers' penalties, in ``loss`` as in Keras
         named = [loss for head, loss in zip(heads, parts) if head.prefix]
         values = [float(loss.item()) for loss in [total] + named] + scores
