@@ -31,7 +31,8 @@ def kernel_sources():
     """(compiled, loaded): how many of the kernels (their jitted ``_name`` functions, helpers
     compiled into them not counted) Numba compiled, and loaded from its cache, here."""
     from minidl.backends import kernels, numba_cpu
-    stats = [getattr(numba_cpu, '_' + name).stats for name in kernels.KERNELS]
+    loops = {loop for name in kernels.KERNELS for loop in numba_cpu.jitted(name)}
+    stats = [loop.stats for loop in loops]
     return (sum(len(stat.cache_misses) for stat in stats),
             sum(len(stat.cache_hits) for stat in stats))
 

@@ -112,9 +112,9 @@ def main(argv=None):
     total_first = 0.0
     for name, description, call_args in cases(np.dtype(args.dtype)):
         fast, slow = getattr(numba_cpu, name), getattr(reference, name)
-        jitted = getattr(numba_cpu, '_' + name)
         first = timed(fast, call_args)
-        source = 'cache' if sum(jitted.stats.cache_hits.values()) else 'compile'
+        loaded = sum(sum(loop.stats.cache_hits.values()) for loop in numba_cpu.jitted(name))
+        source = 'cache' if loaded else 'compile'
         steady = median_time(fast, call_args, args.repeat)
         baseline = median_time(slow, call_args, args.repeat)
         total_first += first

@@ -1,18 +1,18 @@
-"""One training epoch of the lessons' MNIST convnet in minidl and in PyTorch, same batch size.
+"""One training epoch of the lessons' MNIST convnet in minidl and in its peers, same batch size.
 
-Both train the same architecture (93,322 parameters) with RMSprop(1e-3) on the 60,000 MNIST
-training images; the script prints each epoch time, their ratio and minidl's test accuracy.
-PyTorch runs in a process of its own (see ``_separate_process.py``).
-``--profile`` adds where minidl's time goes (Python overhead, kernels, GEMM).
+Every framework trains the same architecture (93,322 parameters) with RMSprop(1e-3) on the
+60,000 MNIST training images: minidl, PyTorch (eager) and Keras 3 on TensorFlow, each peer
+when it is importable and in a process of its own (see ``_separate_process.py``). The script
+prints each epoch time, minidl's time over the fastest peer's, and minidl's test accuracy;
+then where a minidl training step spends its time (``_step_anatomy.py``): the GEMMs, with the
+GFLOP/s they reach in the step and NumPy alone on the same shapes, each kernel family, and the
+Python/autograd overhead that is left.
 
     python benchmarks/mnist_epoch.py [--device cpu|gpu] [--batch-size 64] [--subset N]
-                                     [--profile] [--json FILE]
+                                     [--json FILE]
 """
 import argparse
-import cProfile
-import importlib.util
 import json
-import pstats
 import sys
 import time
 from pathlib import Path
@@ -20,13 +20,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'examples'))
 import mnist_convnet  # noqa: E402 - the example defines the model and the data
-from _separate_process import run_json  # noqa: E402
+from _peers import SECONDS, available_peers, peer_seconds  # noqa: E402
+from _step_anatomy import StepAnatomy, gemm_flops, numpy_gemm_seconds  # noqa: E402
 
 from minidl import optimizers, random  # noqa: E402
 
 
 def minidl_epoch(data, batch_size, device):
-    """Seconds for one epoch of minidl, and the test accuracy after it."""
+    """Seconds for one epoch of minidl, the test accuracy after it, and the model."""
     (x_train, y_train), (x_test, y_test) = data
     model = mnist_convnet.build_model()
     model.compile(optimizers.RMSprop(learning_rate=1e-3), 'categorical_crossentropy', ['acc'])
@@ -39,33 +40,22 @@ def minidl_epoch(data, batch_size, device):
     return seconds, model.evaluate(x_test, y_test, batch_size=256, verbose=0)[1], model
 
 
-def torch_epoch(torch, data, batch_size, device):
-    """Seconds for one epoch of the same network in PyTorch eager mode."""
-    nn = torch.nn
+def step_anatomy(model, data, batch_size, steps=100):
+    """{part: ms per step} over ``steps`` training steps, and the GEMMs' GFLOP/s in the step
+    and in NumPy alone on the same shapes."""
     (x_train, y_train), _ = data
-    net = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-                        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-                        nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(),
-                        nn.Linear(576, 64), nn.ReLU(), nn.Linear(64, 10)).to(device)
-    optimizer = torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
-    x = torch.from_numpy(x_train.transpose(0, 3, 1, 2).copy())
-    y = torch.from_numpy(y_train.argmax(axis=1))
-    sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
-
-    def epoch(count):
-        order = torch.randperm(count)
-        for start in range(0, count, batch_size):
-            index = order[start:start + batch_size]
-            xb, yb = x[index].to(device), y[index].to(device)
-            optimizer.zero_grad()
-            nn.functional.cross_entropy(net(xb), yb).backward()
-            optimizer.step()
-        sync()
-
-    epoch(batch_size * 2)
-    start = time.perf_counter()
-    epoch(len(x))
-    return time.perf_counter() - start
+    count = min(len(x_train), batch_size * steps)
+    with StepAnatomy() as anatomy:
+        start = time.perf_counter()
+        model.fit(x_train[:count], y_train[:count], batch_size=batch_size, verbose=0)
+        total = time.perf_counter() - start
+    steps = -(-count // batch_size)
+    parts = {part: 1000 * s / steps for part, s in anatomy.seconds.items()}
+    parts['Python and autograd (the rest)'] = 1000 * total / steps - sum(parts.values())
+    gemms = anatomy.gemms[:len(anatomy.gemms) // steps]  # every step runs the same products
+    in_step = gemm_flops(anatomy.gemms) / anatomy.seconds['GEMM (BLAS)'] / 1e9
+    alone = gemm_flops(gemms) / numpy_gemm_seconds(gemms) / 1e9
+    return 1000 * total / steps, parts, in_step, alone
 
 
 def main(argv=None):
@@ -77,61 +67,53 @@ def main(argv=None):
     parser.add_argument('--subset', type=int, default=None,
                         help='train on the first N images only, for a quick reading (default: '
                              'all 60,000)')
-    parser.add_argument('--profile', action='store_true',
-                        help="also print where a hundred of minidl's steps spend their time "
-                             '(default: no profile)')
     parser.add_argument('--json', help='also write the results to this JSON file (default: '
                                        'none)')
-    parser.add_argument('--torch-only', action='store_true',
-                        help='time PyTorch alone and print the result as JSON, used '
-                             'internally (default: time minidl, then PyTorch in a process of '
-                             'its own)')
+    parser.add_argument('--peer', choices=sorted(SECONDS),
+                        help='time this peer alone and print the result as JSON, used '
+                             'internally (default: time minidl, then each peer in a process '
+                             'of its own)')
     args = parser.parse_args(argv)
 
     random.seed(0)
     data = mnist_convnet.load(args.subset)
-    if args.torch_only:
-        import torch
-        seconds = torch_epoch(torch, data, args.batch_size,
-                              'cuda' if args.device == 'gpu' else 'cpu')
-        print(json.dumps({'torch_s': seconds, 'version': torch.__version__,
-                          'threads': torch.get_num_threads()}))
+    if args.peer:
+        (x_train, y_train), _ = data
+        seconds, version = SECONDS[args.peer]('mnist', x_train, y_train, args.batch_size,
+                                              args.device)
+        print(json.dumps({'seconds': seconds, 'version': version}))
         return
-    seconds, accuracy, _ = minidl_epoch(data, args.batch_size, args.device)
+    seconds, accuracy, model = minidl_epoch(data, args.batch_size, args.device)
     print(f'minidl  epoch: {seconds:7.2f} s   test accuracy {accuracy:.4f}')
     if args.device == 'gpu':
         from minidl.backends import cupy_module
         pool_mb = cupy_module().get_default_memory_pool().total_bytes() / 2**20
         print(f'minidl  peak GPU memory (CuPy pool): {pool_mb:.0f} MB')
     result = {'device': args.device, 'batch_size': args.batch_size, 'minidl_s': seconds,
-              'minidl_test_accuracy': accuracy, 'examples': len(data[0][0])}
-    if importlib.util.find_spec('torch') is None:
-        print('torch not installed: no comparison')
+              'minidl_test_accuracy': accuracy, 'examples': len(data[0][0]), 'peers': {}}
+    for peer in available_peers():
+        timed = peer_seconds(__file__, peer, '--device', args.device, '--batch-size',
+                             args.batch_size, *(['--subset', args.subset] if args.subset else []))
+        result['peers'][peer] = timed
+        print(f'{peer:7} epoch: {timed["seconds"]:7.2f} s   ({timed["version"]}, in its own '
+              f'process)')
+    if result['peers']:
+        fastest = min(result['peers'], key=lambda p: result['peers'][p]['seconds'])
+        result['ratio_to_fastest_peer'] = seconds / result['peers'][fastest]['seconds']
+        print(f'ratio minidl / fastest peer ({fastest}): {result["ratio_to_fastest_peer"]:.2f}')
     else:
-        peer = run_json(__file__, '--torch-only', '--device', args.device, '--batch-size',
-                        args.batch_size, *(['--subset', args.subset] if args.subset else []))
-        result['torch_s'] = peer['torch_s']
-        print(f'torch   epoch: {peer["torch_s"]:7.2f} s   (torch {peer["version"]}, '
-              f'{peer["threads"]} threads, in its own process)')
-        print(f'ratio minidl / torch: {seconds / peer["torch_s"]:.2f}')
-    if args.profile:
-        profile_minidl(data, args.batch_size, args.device)
+        print('no peer installed (torch, tensorflow + keras): no comparison')
+    if args.device == 'cpu':
+        step, parts, in_step, alone = step_anatomy(model, data, args.batch_size)
+        print(f'\nminidl training step: {step:.2f} ms (timers on)')
+        for part, ms in sorted(parts.items(), key=lambda item: -item[1]):
+            print(f'  {part:32} {ms:6.2f} ms  {100 * ms / step:4.0f}%')
+        print(f'  GEMMs reach {in_step:.0f} GFLOP/s in the step; NumPy alone on the same shapes '
+              f'{alone:.0f} GFLOP/s')
+        result.update(step_ms=step, step_parts_ms=parts, gemm_gflops_in_step=in_step,
+                      gemm_gflops_numpy_alone=alone)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
-
-
-def profile_minidl(data, batch_size, device, batches=100):
-    """Print the functions where a hundred training steps spend their time."""
-    (x_train, y_train), _ = data
-    model = mnist_convnet.build_model()
-    model.compile(optimizers.RMSprop(learning_rate=1e-3), 'categorical_crossentropy', ['acc'])
-    model.to(device)
-    count = batch_size * batches
-    model.fit(x_train[:batch_size], y_train[:batch_size], batch_size=batch_size, verbose=0)
-    profiler = cProfile.Profile()
-    profiler.runcall(model.fit, x_train[:count], y_train[:count], batch_size=batch_size,
-                     verbose=0)
-    pstats.Stats(profiler).sort_stats('tottime').print_stats(20)
 
 
 if __name__ == '__main__':

@@ -32,7 +32,8 @@ def test_every_option_says_what_it_does_and_its_default(path, capsys):
 
 
 def test_helper_modules_do_not_look_like_scripts():
-    assert [path.name for path in HELPERS] == ['_separate_process.py']
+    assert [path.name for path in HELPERS] == ['_peers.py', '_separate_process.py',
+                                               '_step_anatomy.py']
     for path in HELPERS:
         source = path.read_text()
         assert '__main__' not in source and 'argparse' not in source

@@ -37,11 +37,12 @@ environment).
 import ctypes
 import os
 import sys
+import types
 
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 import numpy as np  # noqa: E402 - after the OpenMP setting above
-from numba import njit, prange  # noqa: E402
+from numba import njit, prange, uint64  # noqa: E402
 from numba.core import event  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
@@ -91,8 +92,45 @@ class _CompileNotice(event.Listener):
 
 event.register('numba:compile', _CompileNotice())
 
-_kernel = njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
+_parallel = njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
 _serial = njit(cache=True, fastmath=False, error_model='numpy')
+
+# Elements in a kernel's first array below which it runs on the calling thread: waking the
+# thread pool costs about 10 us, the time one thread takes to stream ~256 KB.
+PARALLEL_MIN = 2 ** 16
+
+
+class _kernel:
+    """A kernel loop compiled twice, across the thread pool and on the calling thread alone;
+    a call runs the serial twin when its first array has fewer than PARALLEL_MIN elements.
+
+    Each twin is compiled the first time it is needed. The serial one is compiled from a copy
+    of the function under another name, so the two keep separate entries in Numba's cache.
+    """
+
+    def __init__(self, function):
+        self.parallel = _parallel(function)
+        twin = types.FunctionType(function.__code__, function.__globals__,
+                                  f'{function.__name__}_serial', function.__defaults__,
+                                  function.__closure__)
+        twin.__qualname__ = f'{function.__qualname__}_serial'
+        self.serial = _serial(twin)
+
+    def __call__(self, *args):
+        return (self.serial if args[0].size < PARALLEL_MIN else self.parallel)(*args)
+
+
+_SHARED_LOOPS = {'maxpool2d_backward': '_pool2d_backward',
+                 'avgpool2d_backward': '_pool2d_backward'}
+
+
+def jitted(name):
+    """The Numba dispatchers behind kernel ``name`` (both twins of a :class:`_kernel`), for
+    the benchmarks that count what Numba compiled or loaded from its cache."""
+    loop = globals()[_SHARED_LOOPS.get(name, '_' + name)]
+    return [loop.parallel, loop.serial] if isinstance(loop, _kernel) else [loop]
+
+_SHORT_RUN = 16  # window rows of fewer values than this are copied tap by tap
 
 _LINEAR, _RELU, _SIGMOID, _TANH = (ACTIVATIONS.index(name) for name in
                                    ('linear', 'relu', 'sigmoid', 'tanh'))
@@ -110,6 +148,14 @@ def _window(ksize, stride, pad, dilation=(1, 1)):
     The padding after the input (bottom, right) only sizes the output, allocated by then.
     """
     return (*ksize, *stride, pad[0][0], pad[1][0], *dilation)
+
+
+@_serial
+def _u(i):
+    """An index as an unsigned integer. Numba checks every signed index for a negative
+    (wrap-around) value, and those checks keep LLVM from vectorising a loop over flat
+    indices; unsigned ones have no such check."""
+    return uint64(i)
 
 
 @_serial
@@ -150,33 +196,35 @@ def _counts(taps, out):
 def _im2col(x, cols, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = x.shape
     oh, ow = cols.shape[1:3]
-    # Undilated, a window row that lies inside the image is one run of kw*C contiguous values
-    # (a long copy helps the first layer, where C is 1 or 3). The run is sliced out first, so
-    # the copy loop indexes with its own counter, which lets LLVM vectorise it.
-    run = kw * c_in
-    x_rows = x.reshape(n_img, h_in, w_in * c_in)
-    col_rows = cols.reshape(n_img, oh, ow, kh, run)
+    xs, out = x.reshape(-1), cols.reshape(-1)
+    c_u, run = _u(c_in), _u(kw * c_in)
     for r in prange(n_img * oh):
         n, i = _row_col(r, oh)
+        at = _u(r * ow) * _u(kh) * run
         for j in range(ow):
             w0 = j * sw - left
             inside = dw == 1 and w0 >= 0 and w0 + kw <= w_in
             for p in range(kh):
                 h = i * sh + p * dh - top
-                if inside and 0 <= h < h_in:
-                    source = x_rows[n, h, w0 * c_in:w0 * c_in + run]
-                    target = col_rows[n, i, j, p]
+                if not 0 <= h < h_in:
                     for e in range(run):
-                        target[e] = source[e]
-                    continue
-                for q in range(kw):
-                    w = w0 + q * dw
-                    if 0 <= h < h_in and 0 <= w < w_in:
-                        for c in range(c_in):
-                            cols[n, i, j, p, q, c] = x[n, h, w, c]
+                        out[at + e] = 0
+                elif inside:  # the window row is one contiguous run of x
+                    source = _u(((n * h_in + h) * w_in + w0) * c_in)
+                    if run == 3:  # a grayscale 3x3 layer: spelled out, a straight copy
+                        out[at], out[at + 1], out[at + 2] = \
+                            xs[source], xs[source + 1], xs[source + 2]
                     else:
-                        for c in range(c_in):
-                            cols[n, i, j, p, q, c] = 0
+                        for e in range(run):
+                            out[at + e] = xs[source + e]
+                else:
+                    for q in range(kw):
+                        w = w0 + q * dw
+                        target = at + _u(q) * c_u
+                        source = _u(((n * h_in + h) * w_in + max(w, 0)) * c_in)
+                        for c in range(c_u):
+                            out[target + c] = xs[source + c] if 0 <= w < w_in else 0
+                at += run
 
 
 def im2col(x, ksize, stride, pad, dilation):
@@ -193,22 +241,27 @@ def _col2im(cols, dx, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = dx.shape
     oh, ow = cols.shape[1:3]
     rows = _taps(h_in, oh, kh, sh, top, dh)
-    columns = _taps(w_in, ow, kw, sw, left, dw)
+    columns = _taps(w_in, ow, kw, sw, left, dw).T.copy()  # (kw, W): a row per tap
+    source, out, c_u = cols.reshape(-1), dx.reshape(-1), _u(c_in)
     for r in prange(n_img * h_in):
         n, h = _row_col(r, h_in)
-        for w in range(w_in):
-            for c in range(c_in):
-                dx[n, h, w, c] = 0
-            for p in range(kh):
-                i = rows[h, p]
-                if i < 0:
-                    continue
-                for q in range(kw):
-                    j = columns[w, q]
+        row = _u(r * w_in) * c_u
+        for e in range(_u(w_in) * c_u):
+            out[row + e] = 0
+        for p in range(kh):
+            i = rows[h, p]
+            if i < 0:
+                continue
+            for q in range(kw):
+                tap = _u(p * kw + q) * c_u
+                for w in range(w_in):
+                    j = columns[q, w]
                     if j < 0:
                         continue
-                    for c in range(c_in):
-                        dx[n, h, w, c] += cols[n, i, j, p, q, c]
+                    target = row + _u(w) * c_u
+                    at = _u((n * oh + i) * ow + j) * _u(kh * kw) * c_u + tap
+                    for c in range(c_u):
+                        out[target + c] += source[at + c]
 
 
 def col2im(cols, x_shape, ksize, stride, pad, dilation):
@@ -233,11 +286,12 @@ def _beats(v, best):
 def _maxpool2d_forward(x, y, argmax, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = x.shape
     oh, ow = y.shape[1:3]
+    xs, ys, arg, c_u = x.reshape(-1), y.reshape(-1), argmax.reshape(-1), _u(c_in)
     for r in prange(n_img * oh):
         n, i = _row_col(r, oh)
         for j in range(ow):
-            for c in range(c_in):
-                argmax[n, i, j, c] = -1
+            target = _u(r * ow + j) * c_u
+            first = True
             for p in range(kh):
                 h = i * sh + p * dh - top
                 if not 0 <= h < h_in:
@@ -246,11 +300,17 @@ def _maxpool2d_forward(x, y, argmax, kh, kw, sh, sw, top, left, dh, dw):
                     w = j * sw + q * dw - left
                     if not 0 <= w < w_in:
                         continue
-                    for c in range(c_in):
-                        v = x[n, h, w, c]
-                        if argmax[n, i, j, c] < 0 or _beats(v, y[n, i, j, c]):
-                            y[n, i, j, c] = v
-                            argmax[n, i, j, c] = p * kw + q
+                    source, k = _u(((n * h_in + h) * w_in + w) * c_in), p * kw + q
+                    if first:
+                        for c in range(c_u):
+                            ys[target + c], arg[target + c] = xs[source + c], k
+                        first = False
+                        continue
+                    for c in range(c_u):  # both stores unconditional: the loop vectorises
+                        v, best = xs[source + c], ys[target + c]
+                        take = _beats(v, best)
+                        ys[target + c] = v if take else best
+                        arg[target + c] = k if take else arg[target + c]
 
 
 def maxpool2d_forward(x, ksize, stride, pad):
@@ -263,34 +323,48 @@ def maxpool2d_forward(x, ksize, stride, pad):
 
 
 @_kernel
-def _maxpool2d_backward(dy, argmax, dx, kh, kw, sh, sw, top, left, dh, dw):
+def _pool2d_backward(dy, argmax, dx, kh, kw, sh, sw, top, left, dh, dw):
+    """The gather behind both pooling backwards: each input element sums, over the windows
+    that read it, dy where it won the window (``argmax`` given: max pooling) or
+    dy / (the window's count of inputs) (``argmax`` empty: average pooling)."""
     n_img, h_in, w_in, c_in = dx.shape
     oh, ow = dy.shape[1:3]
-    rows = _taps(h_in, oh, kh, sh, top, dh)
-    columns = _taps(w_in, ow, kw, sw, left, dw)
+    rows, column_taps = _taps(h_in, oh, kh, sh, top, dh), _taps(w_in, ow, kw, sw, left, dw)
+    row_counts, column_counts = _counts(rows, oh), _counts(column_taps, ow)
+    columns = column_taps.T.copy()  # (kw, W): a row per tap
+    grads, out, arg, c_u = dy.reshape(-1), dx.reshape(-1), argmax.reshape(-1), _u(c_in)
+    is_max, zero = argmax.size > 0, np.zeros(1, dx.dtype)[0]
     for r in prange(n_img * h_in):
         n, h = _row_col(r, h_in)
-        for w in range(w_in):
-            for c in range(c_in):
-                dx[n, h, w, c] = 0
-            for p in range(kh):
-                i = rows[h, p]
-                if i < 0:
-                    continue
-                for q in range(kw):
-                    j = columns[w, q]
+        row = _u(r * w_in) * c_u
+        for e in range(_u(w_in) * c_u):
+            out[row + e] = 0
+        for p in range(kh):
+            i = rows[h, p]
+            if i < 0:
+                continue
+            for q in range(kw):
+                k = p * kw + q
+                for w in range(w_in):
+                    j = columns[q, w]
                     if j < 0:
                         continue
-                    for c in range(c_in):
-                        if argmax[n, i, j, c] == p * kw + q:
-                            dx[n, h, w, c] += dy[n, i, j, c]
+                    target, source = row + _u(w) * c_u, _u((n * oh + i) * ow + j) * c_u
+                    if is_max:
+                        for c in range(c_u):
+                            g = grads[source + c]
+                            out[target + c] += g if arg[source + c] == k else zero
+                    else:
+                        count = row_counts[i] * column_counts[j]
+                        for c in range(c_u):
+                            out[target + c] += grads[source + c] / count
 
 
 def maxpool2d_backward(dy, argmax, x_shape, ksize, stride, pad):
     """dy (N, OH, OW, C) -> dx (N, H, W, C): each input sums the dy of the windows it won."""
     dx = np.empty(tuple(x_shape), dy.dtype)
-    _maxpool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), dx,
-                        *_window(ksize, stride, pad))
+    _pool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax, np.int64), dx,
+                     *_window(ksize, stride, pad))
     return dx
 
 
@@ -300,11 +374,13 @@ def _avgpool2d_forward(x, y, kh, kw, sh, sw, top, left, dh, dw):
     oh, ow = y.shape[1:3]
     row_counts = _counts(_taps(h_in, oh, kh, sh, top, dh), oh)
     column_counts = _counts(_taps(w_in, ow, kw, sw, left, dw), ow)
+    xs, ys, c_u = x.reshape(-1), y.reshape(-1), _u(c_in)
     for r in prange(n_img * oh):
         n, i = _row_col(r, oh)
         for j in range(ow):
-            for c in range(c_in):
-                y[n, i, j, c] = 0
+            target = _u(r * ow + j) * c_u
+            for c in range(c_u):
+                ys[target + c] = 0
             for p in range(kh):
                 h = i * sh + p * dh - top
                 if not 0 <= h < h_in:
@@ -313,11 +389,12 @@ def _avgpool2d_forward(x, y, kh, kw, sh, sw, top, left, dh, dw):
                     w = j * sw + q * dw - left
                     if not 0 <= w < w_in:
                         continue
-                    for c in range(c_in):
-                        y[n, i, j, c] += x[n, h, w, c]
+                    source = _u(((n * h_in + h) * w_in + w) * c_in)
+                    for c in range(c_u):
+                        ys[target + c] += xs[source + c]
             count = row_counts[i] * column_counts[j]
-            for c in range(c_in):
-                y[n, i, j, c] /= count
+            for c in range(c_u):
+                ys[target + c] /= count
 
 
 def avgpool2d_forward(x, ksize, stride, pad):
@@ -328,35 +405,11 @@ def avgpool2d_forward(x, ksize, stride, pad):
     return y
 
 
-@_kernel
-def _avgpool2d_backward(dy, dx, kh, kw, sh, sw, top, left, dh, dw):
-    n_img, h_in, w_in, c_in = dx.shape
-    oh, ow = dy.shape[1:3]
-    rows = _taps(h_in, oh, kh, sh, top, dh)
-    columns = _taps(w_in, ow, kw, sw, left, dw)
-    row_counts, column_counts = _counts(rows, oh), _counts(columns, ow)
-    for r in prange(n_img * h_in):
-        n, h = _row_col(r, h_in)
-        for w in range(w_in):
-            for c in range(c_in):
-                dx[n, h, w, c] = 0
-            for p in range(kh):
-                i = rows[h, p]
-                if i < 0:
-                    continue
-                for q in range(kw):
-                    j = columns[w, q]
-                    if j < 0:
-                        continue
-                    count = row_counts[i] * column_counts[j]
-                    for c in range(c_in):
-                        dx[n, h, w, c] += dy[n, i, j, c] / count
-
-
 def avgpool2d_backward(dy, x_shape, ksize, stride, pad):
     """dy (N, OH, OW, C) -> dx (N, H, W, C): each window spreads dy / count over its inputs."""
     dx = np.empty(tuple(x_shape), dy.dtype)
-    _avgpool2d_backward(np.ascontiguousarray(dy), dx, *_window(ksize, stride, pad))
+    _pool2d_backward(np.ascontiguousarray(dy), np.empty(0, np.int64), dx,
+                     *_window(ksize, stride, pad))
     return dx
 
 

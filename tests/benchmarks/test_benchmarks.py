@@ -4,22 +4,29 @@ import importlib.util
 import json
 import os
 
+import numpy as np
 import pytest
 
 import conv_speed
 import first_step
 import h5_open
+import kernels_roofline
+import minidl
 import mnist_epoch
 import vgg_memory
+from _step_anatomy import StepAnatomy, gemm_flops
 from minidl.backends import kernels
+from minidl.functions import conv
 
 
 @pytest.fixture
 def without_torch(monkeypatch):
-    """The scripts behave as on a machine without PyTorch (no peer process is started)."""
+    """The scripts behave as on a machine without their peers, PyTorch and TensorFlow (no peer
+    process is started)."""
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, 'find_spec',
-                        lambda name, *args: None if name == 'torch' else find_spec(name, *args))
+                        lambda name, *args: None if name in ('torch', 'tensorflow')
+                        else find_spec(name, *args))
 
 
 def test_conv_speed_times_each_kernel_set_and_the_gemm_floor(tmp_path, capsys, without_torch):
@@ -37,6 +44,42 @@ def test_mnist_epoch_trains_and_reports_test_accuracy(tmp_path, without_torch):
     result = json.loads((tmp_path / 'epoch.json').read_text())
     assert result['examples'] == 640 and result['minidl_s'] > 0
     assert 0.1 < result['minidl_test_accuracy'] <= 1
+    parts = result['step_parts_ms']
+    assert {'GEMM (BLAS)', 'im2col / col2im', 'pooling', 'optimizer'} <= set(parts)
+    assert sum(parts.values()) == pytest.approx(result['step_ms'])
+    assert result['gemm_gflops_in_step'] > 0 and result['gemm_gflops_numpy_alone'] > 0
+
+
+def test_step_anatomy_charges_each_call_its_own_time_and_counts_the_gemms():
+    import minidl.functions as F
+    x = minidl.Tensor(np.ones((2, 5, 5, 3), np.float32), requires_grad=True)
+    W = minidl.Tensor(np.ones((3, 3, 3, 4), np.float32), requires_grad=True)
+    with StepAnatomy(record_calls=True) as anatomy:
+        F.relu(F.conv2d(x, W)).sum().backward()
+    assert [name for name, *_ in anatomy.calls] == ['im2col', 'bias_act_forward',
+                                                     'bias_act_backward', 'col2im']
+    # (M, K, N): cols @ W forward; cols^T @ dY and dY @ W^T backward
+    assert anatomy.gemms == [(18, 27, 4), (27, 18, 4), (18, 4, 27)]
+    assert gemm_flops(anatomy.gemms) == 3 * 2 * 18 * 27 * 4
+    assert set(anatomy.seconds) == {'GEMM (BLAS)', 'im2col / col2im', 'bias + activation'}
+    assert not hasattr(conv.Conv2d.forward, '__wrapped__')  # every wrapper is gone again
+
+
+def test_kernels_roofline_replays_a_step_and_counts_the_bytes(tmp_path, monkeypatch):
+    monkeypatch.setattr(kernels_roofline, 'STREAM_BYTES', 2**20)
+    kernels_roofline.main(['--nets', 'mnist', '--repeat', '1', '--json',
+                           str(tmp_path / 'roof.json')])
+    result = json.loads((tmp_path / 'roof.json').read_text())
+    assert result['roofline GB/s'] == max(result['bandwidth GB/s'].values()) > 0
+    rows = {row['label']: row for row in result['nets']['mnist']}
+    im2col = rows['im2col 64x28x28x1']  # x read once, (64, 26, 26, 3, 3, 1) columns written
+    assert im2col['bytes'] == 4 * (64 * 28 * 28 + 64 * 26 * 26 * 9)
+    update = next(row for row in rows.values() if row['kernel'] == 'rmsprop_update')
+    assert update['family'] == 'optimizer' and update['calls'] >= 1
+    assert {row['kernel'] for row in rows.values()} >= {
+        'im2col', 'col2im', 'maxpool2d_forward', 'maxpool2d_backward', 'avgpool2d_forward',
+        'bias_act_forward', 'softmax_xent_forward', 'rmsprop_update', 'sgd_update',
+        'adam_update'}
 
 
 def test_vgg_memory_builds_columns_within_the_tiling(monkeypatch, capsys):
