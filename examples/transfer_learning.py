@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from minidl import layers, models, optimizers, random, viz
 from minidl.applications import MobileNet, vgg16
@@ -87,7 +88,8 @@ def mnist_task(args):
     net = compile_model(models.Sequential([base, classifier(5, 'digits_0_4')]), 1e-3)
     net.fit(pretrain_x, pretrain_y, epochs=args.pretrain_epochs, batch_size=64,
             verbose=args.verbose)
-    test_x, test_y = digits(x_test, y_test, [0, 1, 2, 3, 4])
+    first = slice(args.test_images)
+    test_x, test_y = digits(x_test[first], y_test[first], [0, 1, 2, 3, 4])
     _, accuracy = net.evaluate(test_x, test_y, verbose=0)
     print(f'pretrained on {len(pretrain_x)} images of the digits 0-4: test accuracy '
           f'{accuracy:.4f} on their {len(test_x)} test images')
@@ -96,7 +98,7 @@ def mnist_task(args):
     x, y = digits(x_train, y_train, [5, 6, 7, 8, 9])
     n = args.images
     split = {'train': (x[:n], y[:n]), 'validation': (x[n:2 * n], y[n:2 * n]),
-             'test': digits(x_test, y_test, [5, 6, 7, 8, 9])}
+             'test': digits(x_test[first], y_test[first], [5, 6, 7, 8, 9])}
     return weights, split, small_vgg, DIGIT_AUGMENTATION
 
 
@@ -228,6 +230,7 @@ def plot_curves(rows, path, factor=0.8):
             epochs = range(1, len(values) + 1)
             ax.plot(epochs, values, '.', color=color, alpha=0.35)
             ax.plot(epochs, viz.smooth_curve(values, factor), '-', color=color, label=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(row['stage'], fontsize=10)
         ax.set_xlabel('epoch')
     fig.axes[0].set_ylabel(f'accuracy (smoothed, {factor})')
@@ -247,6 +250,9 @@ def main(argv=None):
                              '(default: %(default)s)')
     parser.add_argument('--pretrain-images', type=int, default=None,
                         help='images of the digits 0-4 to pretrain on (default: all)')
+    parser.add_argument('--test-images', type=int, default=None,
+                        help='test on the digits among the first N test images (default: '
+                             'all 10,000)')
     parser.add_argument('--pretrain-epochs', type=int, default=2,
                         help='(default: %(default)s)')
     parser.add_argument('--epochs', type=int, default=30,
