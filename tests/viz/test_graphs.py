@@ -179,3 +179,4 @@ def test_a_format_graphviz_does_not_know_is_its_error(tmp_path):
     with pytest.raises(RuntimeError, match="could not draw .*'nosuchformat'"):
         viz.plot_model(small_convnet(), tmp_path / 'model.nosuchformat')
     assert not list(tmp_path.iterdir())
+
