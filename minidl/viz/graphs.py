@@ -20,6 +20,7 @@ GRAPHVIZ_MISSING = ("{what} needs Graphviz's `dot` program to draw {path}, and t
                     "on PATH: install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: "
                     "brew install graphviz; conda: conda install graphviz), or write the "
                     "graph's DOT text with {text} and draw it elsewhere")
+VECTOR_FORMATS = ('svg', 'pdf', 'ps', 'eps')
 
 
 @dataclass
@@ -73,14 +74,16 @@ def to_dot(graph, rankdir='TB', name='G'):
 
 def render(dot_text, to_file, dpi=96, what='plot_model', text='model_to_dot(model)'):
     """Draw ``dot_text`` into ``to_file`` with Graphviz's ``dot``; the format is the file's
-    extension (png, svg, pdf, jpg, ...). Returns the file's Path."""
+    extension (png, svg, pdf, jpg, ...), and ``dpi`` sizes the bitmap ones. Returns the file's
+    Path."""
     path = Path(to_file)
     program = shutil.which('dot')
     if program is None:
         raise RuntimeError(GRAPHVIZ_MISSING.format(what=what, path=path, text=text))
     fmt = path.suffix.lstrip('.').lower() or 'png'
+    scale = [] if fmt in VECTOR_FORMATS else [f'-Gdpi={dpi}']  # vectors keep Graphviz's points
     with atomic_write(path) as tmp:
-        done = subprocess.run([program, f'-T{fmt}', f'-Gdpi={dpi}', '-o', tmp],
+        done = subprocess.run([program, f'-T{fmt}', *scale, '-o', tmp],
                               input=dot_text, text=True, capture_output=True, check=False)
         if done.returncode != 0:
             raise RuntimeError(f'{what}: Graphviz could not draw {path} as {fmt!r}: '
@@ -96,8 +99,8 @@ def _layer_lines(layer, shapes, show_shapes, show_dtype, show_layer_names,
     calls; 'multiple' where calls differ (a shared layer fed inputs of different sizes)."""
     kind = 'Functional' if type(layer).__name__ == 'Model' else type(layer).__name__
     lines = [f'{layer.name} ({kind})' if show_layer_names else kind]
-    activation = getattr(layer, 'activation', None)
-    if show_layer_activations and isinstance(activation, str) and kind != 'Activation':
+    activation = layer.get_config().get('activation') if show_layer_activations else None
+    if isinstance(activation, str) and kind != 'Activation':
         lines.append(f'activation: {activation}')
     if show_shapes:
         inputs, outputs = zip(*shapes) if shapes else ((), ())

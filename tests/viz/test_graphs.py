@@ -35,6 +35,7 @@ def test_a_sequential_model_is_a_chain_of_boxes_from_its_input_layer():
     assert conv == [f'{names[0]} (Conv2D)', 'activation: relu', 'input: (None, 8, 8, 1)',
                     'output: (None, 6, 6, 4)']
     assert labels(graph)[names[2]][-1] == 'output: (None, 36)'
+    assert labels(graph)[names[1]][:2] == [f'{names[1]} (MaxPooling2D)', 'input: (None, 6, 6, 4)']
 
 
 def test_the_options_choose_the_lines_of_each_box():
