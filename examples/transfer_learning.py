@@ -266,10 +266,10 @@ def main(argv=None):
                         help='RMSprop learning rate from scratch (default: %(default)s)')
     parser.add_argument('--weights', type=Path, default=None,
                         help='a VGG16 or MobileNet weight file without its top: run the '
-                             'lessons\' flow on --data instead of MNIST')
+                             'lessons\' flow on --data instead of MNIST (default: none, MNIST)')
     parser.add_argument('--data', type=Path, default=None,
                         help='with --weights: a folder with train/, validation/ (and test/) '
-                             'class subfolders')
+                             'class subfolders (default: none)')
     parser.add_argument('--image-size', type=int, default=150,
                         help='with --weights: images are resized to this square '
                              '(default: %(default)s)')
