@@ -1,5 +1,12 @@
-"""Install minidl: `pip install .` (add `[gpu]` for CuPy, `[test]` for the test suite)."""
+"""Install minidl: `pip install .` (add `[gpu]` for CuPy, `[test]` for the test suite, `[docs]`
+for the docs site)."""
 from setuptools import find_packages, setup
+
+# The docs site (mkdocs build --strict): MkDocs, its theme, the API pages from docstrings, and
+# markdown-exec, which runs the chapters' code blocks. Graphviz's `dot` program, for the model
+# pictures, is not a Python package: the pages fall back to the DOT text without it.
+DOCS = ['mkdocs==1.6.1', 'mkdocs-material==9.8.1', 'mkdocstrings==1.0.8',
+        'mkdocstrings-python==2.0.11', 'markdown-exec[ansi]==1.12.6']
 
 setup(
     name='minidl',
@@ -15,6 +22,7 @@ setup(
     install_requires=['numpy', 'numba', 'pillow', 'matplotlib', 'h5py', 'tqdm'],
     extras_require={
         'gpu': ['cupy-cuda12x'],
-        'test': ['pytest', 'hypothesis', 'mnist1d'],
+        'docs': DOCS,
+        'test': ['pytest', 'hypothesis', 'mnist1d'] + DOCS,  # tests/test_docs.py builds the site
     },
 )

@@ -85,6 +85,7 @@ class Function:
             output.requires_grad = True
             output.creator = self
             self.inputs = [_edge(x) for x in inputs]
+            self.output_shape = output.shape  # what minidl.viz.plot_graph labels its arrow with
             self.needs_input_grad = needs
         return output
 

@@ -6,6 +6,8 @@
 - :func:`cache_dir` is where minidl keeps what it generates or a user drops in
   (``$MINIDL_HOME``, by default ``~/.minidl``).
 - :func:`signature_config` builds ``get_config()`` dicts from an object's constructor.
+- ``plot_model(model, to_file, show_shapes=...)`` draws a model's layers, as Keras's (it is
+  :func:`minidl.viz.plot_model`).
 """
 import contextlib
 import inspect
@@ -229,8 +231,12 @@ class Registry:
 
 
 def __getattr__(name):
-    """``minidl.utils.image_dataset_from_directory``, where newer Keras lessons import it."""
+    """``minidl.utils.image_dataset_from_directory``, ``plot_model`` and ``model_to_dot``,
+    where Keras lessons import them (they live in higher layers, so they load on first use)."""
     if name == 'image_dataset_from_directory':
         from minidl.preprocessing import image_dataset_from_directory
         return image_dataset_from_directory
+    if name in ('plot_model', 'model_to_dot'):
+        from minidl.viz import graphs
+        return getattr(graphs, name)
     raise AttributeError(f'module {__name__!r} has no attribute {name!r}')

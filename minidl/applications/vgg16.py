@@ -38,12 +38,7 @@ def VGG16(include_top=True, weights=None, input_shape=None, classes=1000, poolin
                          'include_top=False to put your own classifier on the convolutions')
     inputs = layers.Input(shape=input_shape or ((224, 224, 3) if include_top else
                                                 (None, None, 3)))
-    x = inputs
-    for block, (filters, convs) in enumerate(BLOCKS, start=1):
-        for i in range(1, convs + 1):
-            x = layers.Conv2D(filters, (3, 3), activation='relu', padding='same',
-                              name=f'block{block}_conv{i}')(x)
-        x = layers.MaxPooling2D((2, 2), strides=(2, 2), name=f'block{block}_pool')(x)
+    x = conv_blocks(inputs)
     if include_top:
         x = layers.Flatten(name='flatten')(x)
         x = layers.Dense(4096, activation='relu', name='fc1')(x)
@@ -56,8 +51,29 @@ def VGG16(include_top=True, weights=None, input_shape=None, classes=1000, poolin
     model = Model(inputs, x, name='vgg16')
     if weights == 'imagenet':
         weights = keras_file(WEIGHT_FILES[bool(include_top)], "VGG16(weights='imagenet')")
-    if weights is not None and is_checkpoint(weights):
-        load_torch_weights(model, weights, strict=include_top)  # no top: the classifier unused
-    elif weights is not None:
-        model.load_weights(weights)
+    if weights is not None:
+        load_weight_file(model, weights, strict=include_top)  # no top: the classifier unused
     return model
+
+
+def conv_blocks(x, blocks=BLOCKS):
+    """VGG's convolution blocks on the symbolic tensor ``x``: for each ``(filters, convs)``
+    of ``blocks``, ``convs`` 3x3 'same' ReLU convolutions then a 2x2 max pool that halves the
+    height and width, named as Keras names them (``block1_conv1`` ... ``block1_pool``).
+    ``BLOCKS`` is VGG16's; fewer filters or blocks give a small network of the same pattern."""
+    for block, (filters, convs) in enumerate(blocks, start=1):
+        for i in range(1, convs + 1):
+            x = layers.Conv2D(filters, (3, 3), activation='relu', padding='same',
+                              name=f'block{block}_conv{i}')(x)
+        x = layers.MaxPooling2D((2, 2), strides=(2, 2), name=f'block{block}_pool')(x)
+    return x
+
+
+def load_weight_file(model, path, strict=True):
+    """Load the weight file at ``path`` into ``model``, as ``VGG16(weights=path)`` does: a
+    torchvision state_dict (``torch.save``; ``strict=False`` lets entries the model lacks
+    go unused) or a Keras weight file, whose layers match by name."""
+    if is_checkpoint(path):
+        load_torch_weights(model, path, strict=strict)
+    else:
+        model.load_weights(path)

@@ -158,3 +158,10 @@ def test_interpretation_runs_on_a_model_on_the_gpu():
                                                                    seed=1, deprocess=False)
     for cpu, gpu in zip(on_cpu, on_gpu):
         np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-4)
+
+
+def test_figure_html_holds_the_png_inline():
+    fig = Figure(figsize=(1, 1))
+    fig.subplots().plot([0, 1])
+    tag = viz.figure_html(fig, alt='a "line"')
+    assert tag.startswith('<img alt="a &quot;line&quot;" src="data:image/png;base64,iVBORw0KGgo')
