@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 
+import cats_steps
 import conv_speed
 import first_step
 import h5_open
@@ -106,3 +107,10 @@ def test_first_step_times_a_cold_and_a_warm_process(monkeypatch, capsys):
         assert 0 < result['first_s'] < result['process_s'] and result['second_s'] > 0
         assert (result['compiled'], result['loaded']) == (0, 0)
     assert '0 compiled, 0 loaded from the cache' in capsys.readouterr().out
+
+
+def test_cats_steps_times_the_cats_and_dogs_net(tmp_path, capsys, without_torch):
+    cats_steps.main(['--steps', '1', '--batch-size', '2', '--json', str(tmp_path / 'c.json')])
+    result = json.loads((tmp_path / 'c.json').read_text())
+    assert list(result['steps_per_s']) == ['minidl'] and result['steps_per_s']['minidl'] > 0
+    assert 'steps/s' in capsys.readouterr().out
