@@ -267,6 +267,13 @@ def test_device_arrays_do_not_mix_with_host_arrays():
     assert type(x.get()) is np.ndarray and type(sim.asnumpy(x)) is np.ndarray
 
 
+def test_reductions_and_indexing_give_0d_device_arrays_as_in_cupy():
+    x = sim.arange(3.0)
+    for value in (x.sum(), x[1], sim.max(x), x.argmax()):
+        assert isinstance(value, sim.ndarray) and value.ndim == 0
+    assert float(x.sum()) == 3.0
+
+
 def test_argsort_is_stable_as_in_cupy():
     ties = sim.asarray(np.array([1, 0, 1, 0, 1, 0] * 8))
     np.testing.assert_array_equal(sim.argsort(ties).get(), np.argsort(ties.get(), kind='stable'))

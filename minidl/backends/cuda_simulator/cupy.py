@@ -8,7 +8,8 @@ module behaves like CuPy:
   host memory implicitly); NumPy and Python scalars mix freely;
 * :func:`empty` and :func:`empty_like` return garbage, not zeros (NaN for floats, 0xA5 bytes
   otherwise), as uninitialised GPU memory would;
-* :func:`argsort` and ``ndarray.argsort`` are stable, as CuPy's always are.
+* :func:`argsort` and ``ndarray.argsort`` are stable, as CuPy's always are;
+* reductions and indexing give 0-d device arrays, never NumPy scalars.
 
 Every other NumPy function is here under its own name (``zeros``, ``exp``, ``matmul``: NumPy's
 BLAS matmul stands in for cuBLAS) and returns device arrays. :class:`RawModule` compiles CUDA C
@@ -42,6 +43,12 @@ class ndarray(numpy.ndarray):
         result = getattr(ufunc, method)(*inputs, **kwargs)
         return _device(result) if out is None else out[0] if len(out) == 1 else out
 
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        return array.view(ndarray)
+
+    def __getitem__(self, key):
+        return _device(super().__getitem__(key))
+
     def get(self, stream=None, order='C', out=None):
         """A NumPy copy in host memory (``cupy.ndarray.get``)."""
         if out is not None:
@@ -61,9 +68,12 @@ def _host(value):
 
 
 def _device(value):
-    """Results as device arrays: arrays (and those in a tuple or list) are viewed as ndarray."""
+    """Results as device arrays: arrays (and those in a tuple or list) are viewed as ndarray,
+    NumPy scalars become 0-d arrays."""
     if isinstance(value, numpy.ndarray):
         return value.view(ndarray)
+    if isinstance(value, numpy.generic):
+        return numpy.asarray(value).view(ndarray)
     if isinstance(value, (tuple, list)):
         return type(value)(_device(v) for v in value)
     return value
