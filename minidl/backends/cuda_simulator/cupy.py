@@ -63,6 +63,19 @@ class ndarray(numpy.ndarray):
         return f'{numpy.array_repr(_host(self))[:-1]}, device=simulated)'
 
 
+def _returning_arrays(method):
+    """An ndarray method whose scalar results become 0-d device arrays."""
+    def run(self, *args, **kwargs):
+        return _device(method(self, *args, **kwargs))
+    run.__name__ = run.__qualname__ = method.__name__
+    run.__doc__ = method.__doc__
+    return run
+
+
+for _name in ('all', 'any', 'argmax', 'argmin', 'max', 'mean', 'min', 'prod', 'std', 'sum', 'var'):
+    setattr(ndarray, _name, _returning_arrays(getattr(numpy.ndarray, _name)))
+
+
 def _host(value):
     return value.view(numpy.ndarray) if isinstance(value, ndarray) else value
 
