@@ -190,6 +190,16 @@ def test_dropout_mask_is_bit_identical(dtype, shape, rate, seed, step):
 
 
 @on_device
+def test_dropout_keeps_an_element_whose_bits_equal_the_threshold():
+    # Element 0's bits at seed 0, step 0 are 0x944FB554 (test_kernels.test_dropout_known_mask);
+    # this rate makes them the threshold exactly, which keeps the element (bits >= threshold).
+    rate = 0x944FB554 / 2 ** 32
+    mask = cuda.dropout_mask((2,), rate, 0, 0, np.float64)
+    assert_matches(mask, reference.dropout_mask((2,), rate, 0, 0, np.float64), exact=True)
+    assert cupy_module().asnumpy(mask)[0] == 1 / (1 - rate)
+
+
+@on_device
 @pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('sparse', [True, False], ids=['sparse', 'dense'])
 @given(rows=st.integers(1, 40), classes=st.integers(1, 70),
