@@ -18,6 +18,7 @@ setup(
     packages=find_packages(include=['minidl', 'minidl.*']) + ['minidl.kernels'],
     package_dir={'minidl.kernels': 'kernels'},
     package_data={'minidl.kernels': ['*.cu', '*.cuh'],
+                  'minidl.backends.cuda_simulator': ['*.h', '*.cpp'],
                   'minidl.datasets': ['data/mnist/*.gz']},
     install_requires=['numpy', 'numba', 'pillow', 'matplotlib', 'h5py', 'tqdm'],
     extras_require={

@@ -3,13 +3,19 @@
 Everything else asks ``get_array_module(x)`` for ``xp`` and writes code once. CuPy is imported
 lazily, the first time a GPU is asked for or a CuPy array is seen, so a CPU-only install never
 pays for it. The kernels that run on those arrays are chosen in :mod:`minidl.backends.kernels`.
+
+Where CuPy sees no device, ``MINIDL_CUDA_SIMULATOR=1`` puts the CUDA simulator's stand-in for
+CuPy in its place (:mod:`minidl.backends.cuda_simulator`): the same GPU code path, on the CPU.
 """
 import functools
+import os
 import sys
 
 import numpy
 
 DEVICES = ('cpu', 'gpu')
+SIMULATOR_ENV_VAR = 'MINIDL_CUDA_SIMULATOR'
+_SIMULATED_CUPY = 'minidl.backends.cuda_simulator.cupy'
 
 _GPU_HELP = ("minidl: the GPU was requested but {why}. Install the GPU extra with "
              "`pip install minidl[gpu]` (CuPy for CUDA 12) on a machine with an NVIDIA GPU, "
@@ -18,7 +24,16 @@ _GPU_HELP = ("minidl: the GPU was requested but {why}. Install the GPU extra wit
 
 @functools.cache
 def _import_cupy():
-    """Return the cupy module if it imports and sees a device, else the reason it does not."""
+    """Return the cupy module if it imports and sees a device, else the simulated one when
+    ``MINIDL_CUDA_SIMULATOR=1``, else the reason there is none."""
+    cupy, why = _import_real_cupy()
+    if cupy is None and os.environ.get(SIMULATOR_ENV_VAR) == '1':
+        from minidl.backends.cuda_simulator import cupy
+        return cupy, None
+    return cupy, why
+
+
+def _import_real_cupy():
     try:
         import cupy
     except ImportError as exc:
@@ -45,9 +60,12 @@ def cupy_module():
 
 
 def is_gpu_array(array):
-    """True for a CuPy array; never imports CuPy just to answer."""
-    cupy = sys.modules.get('cupy')
-    return cupy is not None and isinstance(array, cupy.ndarray)
+    """True for a CuPy (or simulated CuPy) array; never imports CuPy just to answer."""
+    for name in ('cupy', _SIMULATED_CUPY):
+        cupy = sys.modules.get(name)
+        if cupy is not None and isinstance(array, cupy.ndarray):
+            return True
+    return False
 
 
 def get_array_module(*arrays):

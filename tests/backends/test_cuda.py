@@ -2,8 +2,10 @@
 
 The compile tests need only ``nvcc`` (no GPU): each family's source, exactly as the loader hands
 it to NVRTC, is compiled for sm_80 and sm_90 with every warning an error, together with every
-template instance the loader asks for. The parity tests run on a GPU and compare each kernel with
-:mod:`minidl.backends.reference` over hypothesis-drawn shapes, strides and paddings.
+template instance the loader asks for. The parity tests compare each kernel with
+:mod:`minidl.backends.reference` over hypothesis-drawn shapes, strides and paddings, with 32-bit
+and with 64-bit indices, on a GPU where there is one and on the CUDA simulator everywhere else
+(the ``cuda_device`` and ``index_type`` fixtures of conftest.py).
 """
 import shutil
 import subprocess
@@ -102,9 +104,10 @@ def random_array(seed, shape, dtype, ties=False, scale=1.0):
 
 
 seeds = st.integers(0, 2 ** 32 - 1)
+on_device = pytest.mark.usefixtures('cuda_device', 'index_type')
 
 
-@pytest.mark.gpu
+@on_device
 @pytest.mark.parametrize('dtype', DTYPES)
 @given(problem=windows(), seed=seeds)
 def test_im2col_and_col2im(dtype, problem, seed):
@@ -117,7 +120,7 @@ def test_im2col_and_col2im(dtype, problem, seed):
                    reference.col2im(dcols, x_shape, ksize, stride, pad, dilation))
 
 
-@pytest.mark.gpu
+@on_device
 @pytest.mark.parametrize('dtype', DTYPES)
 @given(problem=windows(pooling=True), seed=seeds, ties=st.booleans())
 def test_maxpool2d(dtype, problem, seed, ties):
@@ -132,7 +135,7 @@ def test_maxpool2d(dtype, problem, seed, ties):
                    reference.maxpool2d_backward(dy, argmax, x_shape, ksize, stride, pad))
 
 
-@pytest.mark.gpu
+@on_device
 @pytest.mark.parametrize('dtype', DTYPES)
 @given(problem=windows(pooling=True), seed=seeds)
 def test_avgpool2d(dtype, problem, seed):
@@ -145,7 +148,7 @@ def test_avgpool2d(dtype, problem, seed):
                    reference.avgpool2d_backward(dy, x_shape, ksize, stride, pad))
 
 
-@pytest.mark.gpu
+@on_device
 @pytest.mark.parametrize('dtype', DTYPES)
 @given(shape=st.tuples(st.integers(1, 3), st.integers(1, 20), st.integers(1, 5)), seed=seeds,
        ties=st.booleans())
@@ -160,7 +163,7 @@ def test_global_maxpool(dtype, shape, seed, ties):
                    reference.global_maxpool_backward(dy, argmax, shape[1]))
 
 
-@pytest.mark.gpu
+@on_device
 @pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('activation', ['linear', 'relu', 'sigmoid', 'tanh'])
 @given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), bias=st.booleans(),
@@ -176,7 +179,7 @@ def test_bias_act(dtype, activation, shape, bias, seed):
                    reference.bias_act_backward(dy, y, activation))
 
 
-@pytest.mark.gpu
+@on_device
 @pytest.mark.parametrize('dtype', DTYPES)
 @given(shape=st.lists(st.integers(1, 40), min_size=1, max_size=3),
        rate=st.sampled_from([0.0, 0.1, 0.5, 0.9]) | st.floats(0.0, 0.99),
@@ -186,7 +189,17 @@ def test_dropout_mask_is_bit_identical(dtype, shape, rate, seed, step):
                    reference.dropout_mask(tuple(shape), rate, seed, step, dtype), exact=True)
 
 
-@pytest.mark.gpu
+@on_device
+def test_dropout_keeps_an_element_whose_bits_equal_the_threshold():
+    # Element 0's bits at seed 0, step 0 are 0x944FB554 (test_kernels.test_dropout_known_mask);
+    # this rate makes them the threshold exactly, which keeps the element (bits >= threshold).
+    rate = 0x944FB554 / 2 ** 32
+    mask = cuda.dropout_mask((2,), rate, 0, 0, np.float64)
+    assert_matches(mask, reference.dropout_mask((2,), rate, 0, 0, np.float64), exact=True)
+    assert cupy_module().asnumpy(mask)[0] == 1 / (1 - rate)
+
+
+@on_device
 @pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('sparse', [True, False], ids=['sparse', 'dense'])
 @given(rows=st.integers(1, 40), classes=st.integers(1, 70),
@@ -210,7 +223,7 @@ def test_softmax_xent(dtype, sparse, rows, classes, scale, seed):
                    reference.softmax_xent_backward(probs, target, g))
 
 
-@pytest.mark.gpu
+@on_device
 @pytest.mark.parametrize('dtype', DTYPES)
 @given(ids_shape=st.lists(st.integers(0, 12), min_size=1, max_size=2),
        vocab_size=st.integers(1, 8), width=st.integers(1, 40), seed=seeds)
@@ -234,7 +247,7 @@ def run_update(update, arrays, *hyper):
             assert_matches(got, want)
 
 
-@pytest.mark.gpu
+@on_device
 @pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('name, kinds, hyper', OPTIMIZER_CASES)
 @given(size=st.integers(1, 600), seed=seeds)
