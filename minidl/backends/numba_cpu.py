@@ -109,6 +109,7 @@ class _kernel:
     """
 
     def __init__(self, function):
+        self.py_func = function  # as a Numba dispatcher names its Python source
         self.parallel = _parallel(function)
         twin = types.FunctionType(function.__code__, function.__globals__,
                                   f'{function.__name__}_serial', function.__defaults__,
