@@ -4,9 +4,9 @@ Each public function has the reference's name and signature. It allocates the ou
 input's dtype and hands it to a jitted kernel (``_name``) that fills it. The kernels with real
 work run in parallel (``_kernel``): windowed ones share out the output rows ``(n, i)``,
 elementwise ones the flat elements. The innermost loop always runs over the channels, which
-are contiguous in channels-last arrays. Kernels whose work is small (softmax over (N, K)
-logits, global max-pool, the embedding gradient) run on one thread (``_serial``): waking the
-thread pool would cost more than it saves, and compiling a parallel kernel takes 3-5x longer.
+are contiguous in channels-last arrays. Each is compiled twice, and a call with under
+:data:`PARALLEL_MIN` elements runs the serial twin: waking the thread pool would cost more than
+it saves. The softmax over (N, K) logits only ever runs on one thread (``_serial``).
 
 Backward kernels of windowed ops are *gathers*: each input element sums the few column
 entries that read it, found through a tap table (:func:`_taps`). Every thread writes only its
@@ -28,11 +28,15 @@ The runtime reads it once, when first loaded: a library that loaded it earlier (
 has fixed the policy already, which is why the benchmarks time PyTorch in its own process.
 
 A training step allocates the same large arrays (columns, activations, gradients) every time.
-glibc's malloc gives freed memory at the top of its heap back to the operating system, so the
+glibc's malloc gives freed memory at the top of its heap back to the operating system, and
+serves every block over 32 MB with a fresh ``mmap``, unmapped again when freed. Either way the
 next step gets fresh pages, and each one faults when first written: two thousand faults and a
-fifth of the CPU time of an MNIST training step. :func:`_keep_freed_memory` asks malloc to keep
-``MALLOC_TOP_PAD`` bytes for reuse (glibc only, and not when the user tuned malloc through the
-environment).
+fifth of the CPU time of an MNIST training step, and where the kernel first compacts memory to
+back NumPy's large arrays with huge pages, 60 ms instead of 2 ms for one bias + ReLU pass over a
+VGG16 block1 output (``benchmarks/kernels_roofline.py``). :func:`_keep_freed_memory` therefore
+asks malloc to keep ``MALLOC_TOP_PAD`` freed bytes for reuse and to serve large blocks from its
+heap too, so a step reuses the pages of the step before (glibc only, and not when the user tuned
+malloc through the environment).
 """
 import ctypes
 import os
@@ -50,18 +54,20 @@ from minidl.backends.reference import (ACTIVATIONS, adam_step_size, dropout_key,
                                        dropout_threshold, nadam_coefficients, output_size)
 
 MALLOC_TOP_PAD = 256 * 2**20
-_M_TOP_PAD = -2  # mallopt's parameter number, from glibc's <malloc.h>
+_M_TOP_PAD, _M_MMAP_MAX = -2, -4  # mallopt's parameter numbers, from glibc's <malloc.h>
 
 
 def _keep_freed_memory():
-    """Let glibc's malloc keep MALLOC_TOP_PAD freed bytes instead of returning them at once."""
-    if 'MALLOC_TOP_PAD_' in os.environ or 'GLIBC_TUNABLES' in os.environ:
+    """Let glibc's malloc keep MALLOC_TOP_PAD freed bytes instead of returning them at once,
+    and serve every block from its heap (no ``mmap`` per large block)."""
+    if any(name.startswith('MALLOC_') for name in os.environ) or 'GLIBC_TUNABLES' in os.environ:
         return
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (AttributeError, OSError, TypeError):  # no mallopt to call: macOS, Windows
         return
     mallopt(_M_TOP_PAD, MALLOC_TOP_PAD)
+    mallopt(_M_MMAP_MAX, 0)
 
 
 _keep_freed_memory()
@@ -427,18 +433,18 @@ def avgpool2d_backward(dy, x_shape, ksize, stride, pad):
     return dx
 
 
-@_serial
+@_kernel
 def _global_maxpool_forward(x, y, argmax):
     n_img, length, c_in = x.shape
-    for n in range(n_img):
+    for n in prange(n_img):
         for c in range(c_in):
-            y[n, c] = x[n, 0, c]
-            argmax[n, c] = 0
+            y[n, c], argmax[n, c] = x[n, 0, c], 0
         for pos in range(1, length):
-            for c in range(c_in):
-                if _beats(x[n, pos, c], y[n, c]):
-                    y[n, c] = x[n, pos, c]
-                    argmax[n, c] = pos
+            for c in range(c_in):  # both stores unconditional: the loop vectorises
+                v, best = x[n, pos, c], y[n, c]
+                take = _beats(v, best)
+                y[n, c] = v if take else best
+                argmax[n, c] = pos if take else argmax[n, c]
 
 
 def global_maxpool_forward(x):
@@ -642,19 +648,25 @@ def softmax_xent_backward(probs, target, g):
 # Embedding
 # ---------------------------------------------------------------------------------------------
 
-@_serial
-def _embedding_backward(ids, dy, dW):
-    for k in range(ids.size):
-        for d in range(dy.shape[1]):
-            dW[ids[k], d] += dy[k, d]
+@_kernel
+def _embedding_backward(dy, ids, dW):
+    # Threads share out the embedding columns, 16 at a time (a cache line of float32), so
+    # each sums its columns over the ids in order: repeated ids add up as in the reference.
+    width = dy.shape[1]
+    for chunk in prange((width + 15) // 16):
+        start, stop = chunk * 16, min(width, chunk * 16 + 16)
+        for k in range(ids.size):
+            row = ids[k]
+            for d in range(start, stop):
+                dW[row, d] += dy[k, d]
 
 
 def embedding_backward(ids, dy, vocab_size):
     """ids (S...) integers, dy (S..., D) -> dW (vocab_size, D); repeated ids add up, in order."""
     d = dy.shape[-1]
     dW = np.zeros((vocab_size, d), dy.dtype)
-    _embedding_backward(np.ascontiguousarray(ids, np.int64).reshape(-1),
-                        np.ascontiguousarray(dy).reshape(-1, d), dW)
+    _embedding_backward(np.ascontiguousarray(dy).reshape(-1, d),
+                        np.ascontiguousarray(ids, np.int64).reshape(-1), dW)
     return dW
 
 
