@@ -648,16 +648,20 @@ def softmax_xent_backward(probs, target, g):
 # Embedding
 # ---------------------------------------------------------------------------------------------
 
+_EMBEDDING_PARTS = 4  # the vocabulary is shared out in this many interleaved parts
+
+
 @_kernel
 def _embedding_backward(dy, ids, dW):
-    # Threads share out the embedding columns, 16 at a time (a cache line of float32), so
-    # each sums its columns over the ids in order: repeated ids add up as in the reference.
-    width = dy.shape[1]
-    for chunk in prange((width + 15) // 16):
-        start, stop = chunk * 16, min(width, chunk * 16 + 16)
+    # Each part sums the gradient rows of its own ids (those with id % parts == part), in
+    # order, so repeated ids add up as in the reference and no two threads write one row;
+    # every part reads all the ids, but only its own rows of dy.
+    for part in prange(_EMBEDDING_PARTS):
         for k in range(ids.size):
             row = ids[k]
-            for d in range(start, stop):
+            if row % _EMBEDDING_PARTS != part:
+                continue
+            for d in range(dy.shape[1]):
                 dW[row, d] += dy[k, d]
 
 
