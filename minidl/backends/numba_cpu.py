@@ -102,8 +102,10 @@ _parallel = njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
 _serial = njit(cache=True, fastmath=False, error_model='numpy')
 
 # Elements in a kernel's largest array below which it runs on the calling thread: waking the
-# thread pool costs about 10 us, the time one thread takes to stream ~256 KB.
-PARALLEL_MIN = 2 ** 16
+# sleeping (passive) thread pool costs 40-60 us here, the time one thread takes to stream
+# about 2 MB (``benchmarks/kernels_roofline.py`` rows: RMSprop on 73,728 weights took 85 us
+# in parallel, 9 us per 36,864 on one thread).
+PARALLEL_MIN = 2 ** 19
 
 
 class _kernel:
@@ -138,7 +140,6 @@ def jitted(name):
     loop = globals()[_SHARED_LOOPS.get(name, '_' + name)]
     return [loop.parallel, loop.serial] if isinstance(loop, _kernel) else [loop]
 
-_SHORT_RUN = 16  # window rows of fewer values than this are copied tap by tap
 
 _LINEAR, _RELU, _SIGMOID, _TANH = (ACTIVATIONS.index(name) for name in
                                    ('linear', 'relu', 'sigmoid', 'tanh'))
