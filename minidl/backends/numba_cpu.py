@@ -351,7 +351,9 @@ def _pool2d_backward(dy, argmax, dx, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = dx.shape
     oh, ow = dy.shape[1:3]
     rows, column_taps = _taps(h_in, oh, kh, sh, top, dh), _taps(w_in, ow, kw, sw, left, dw)
-    row_counts, column_counts = _counts(rows, oh), _counts(column_taps, ow)
+    # Counts in the arrays' dtype, so each share is one float division, as in the reference.
+    row_counts = _counts(rows, oh).astype(dx.dtype)
+    column_counts = _counts(column_taps, ow).astype(dx.dtype)
     columns = column_taps.T.copy()  # (kw, W): a row per tap
     grads, out, arg, c_u = dy.reshape(-1), dx.reshape(-1), argmax.reshape(-1), _u(c_in)
     is_max, zero = argmax.size > 0, np.zeros(1, dx.dtype)[0]
@@ -393,8 +395,8 @@ def maxpool2d_backward(dy, argmax, x_shape, ksize, stride, pad):
 def _avgpool2d_forward(x, y, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = x.shape
     oh, ow = y.shape[1:3]
-    row_counts = _counts(_taps(h_in, oh, kh, sh, top, dh), oh)
-    column_counts = _counts(_taps(w_in, ow, kw, sw, left, dw), ow)
+    row_counts = _counts(_taps(h_in, oh, kh, sh, top, dh), oh).astype(x.dtype)
+    column_counts = _counts(_taps(w_in, ow, kw, sw, left, dw), ow).astype(x.dtype)
     xs, ys, c_u = x.reshape(-1), y.reshape(-1), _u(c_in)
     for r in prange(n_img * oh):
         n, i = _row_col(r, oh)
