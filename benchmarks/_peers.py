@@ -21,7 +21,7 @@ NETS = {
                   loss='categorical_crossentropy', lr=1e-3),
     'cats': dict(input=(150, 150, 3),
                  layers=[('conv', 32), ('pool',), ('conv', 64), ('pool',), ('conv', 128),
-                         ('pool',), ('conv', 128), ('pool',), ('flatten',),
+                         ('pool',), ('conv', 128), ('pool',), ('flatten',), ('dropout', 0.5),
                          ('dense', 512, 'relu'), ('dense', 1, 'sigmoid')],
                  loss='binary_crossentropy', lr=1e-4),
 }
@@ -40,7 +40,7 @@ def minidl_model(net):
     for kind, *args in spec['layers']:
         model.add({'conv': lambda f: layers.Conv2D(f, (3, 3), activation='relu'),
                    'pool': lambda: layers.MaxPooling2D((2, 2)),
-                   'flatten': layers.Flatten,
+                   'flatten': layers.Flatten, 'dropout': layers.Dropout,
                    'dense': lambda units, act: layers.Dense(units, activation=act)}[kind](*args))
     model.compile(optimizers.RMSprop(learning_rate=spec['lr']), spec['loss'], ['acc'])
     return model
@@ -60,6 +60,8 @@ def _torch_model(torch, net):
         elif kind == 'flatten':
             modules.append(nn.Flatten())
             channels *= size * size
+        elif kind == 'dropout':
+            modules.append(nn.Dropout(args[0]))
         else:  # the last activation is fused into the loss, as minidl fuses it
             modules.append(nn.Linear(channels, args[0]))
             channels = args[0]
@@ -109,7 +111,7 @@ def keras_seconds(net, x, y, batch_size, device):
     for kind, *args in spec['layers']:
         model.add({'conv': lambda f: keras.layers.Conv2D(f, (3, 3), activation='relu'),
                    'pool': lambda: keras.layers.MaxPooling2D((2, 2)),
-                   'flatten': keras.layers.Flatten,
+                   'flatten': keras.layers.Flatten, 'dropout': keras.layers.Dropout,
                    'dense': lambda units, act: keras.layers.Dense(units, activation=act)}[kind](
                        *args))
     model.compile(optimizer=keras.optimizers.RMSprop(spec['lr']), loss=spec['loss'],
@@ -123,6 +125,16 @@ def keras_seconds(net, x, y, batch_size, device):
 
 
 SECONDS = {'torch': torch_seconds, 'keras': keras_seconds}
+
+
+def add_output_arguments(parser):
+    """The options every peer-timing script shares: ``--json`` and the internal ``--peer``."""
+    parser.add_argument('--json', help='also write the results to this JSON file (default: '
+                                       'none)')
+    parser.add_argument('--peer', choices=sorted(SECONDS),
+                        help='time this peer alone and print the result as JSON, used '
+                             'internally (default: time minidl, then each peer in a process '
+                             'of its own)')
 
 
 def peer_seconds(script, peer, *args):

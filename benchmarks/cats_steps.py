@@ -1,8 +1,8 @@
 """Training steps per second of the lessons' cats-and-dogs convnet (150x150x3), minidl and peers.
 
-Conv2D 32-64-128-128 (3x3, relu) each followed by 2x2 max pooling, Flatten, Dense(512, relu),
-Dense(1, sigmoid), binary cross-entropy, RMSprop(1e-4), batch 20: the lessons' first
-cats-and-dogs net. The images are random (the benchmark times the arithmetic, not the data), the
+Conv2D 32-64-128-128 (3x3, relu) each followed by 2x2 max pooling, Flatten, Dropout(0.5),
+Dense(512, relu), Dense(1, sigmoid), binary cross-entropy, RMSprop(1e-4), batch 20: the
+lessons' cats-and-dogs net as they train it with augmentation. The images are random (the benchmark times the arithmetic, not the data), the
 same for every framework. Each peer (PyTorch eager, Keras 3 on TensorFlow) runs when importable,
 in a process of its own.
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _peers import SECONDS, available_peers, minidl_model, peer_seconds
+from _peers import SECONDS, add_output_arguments, available_peers, minidl_model, peer_seconds
 
 
 def data(steps, batch_size):
@@ -39,12 +39,7 @@ def main(argv=None):
                              '%(default)s)')
     parser.add_argument('--batch-size', type=int, default=20,
                         help='images per step (default: %(default)s)')
-    parser.add_argument('--json', help='also write the results to this JSON file (default: '
-                                       'none)')
-    parser.add_argument('--peer', choices=sorted(SECONDS),
-                        help='time this peer alone and print the result as JSON, used '
-                             'internally (default: time minidl, then each peer in a process '
-                             'of its own)')
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
     x, y = data(args.steps, args.batch_size)
     if args.peer:

@@ -30,8 +30,7 @@ from minidl import layers, losses, models, optimizers, random
 from minidl.backends import numba_cpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'examples'))
-import mnist_convnet  # noqa: E402
+from _peers import minidl_model  # noqa: E402
 from _step_anatomy import FAMILIES, StepAnatomy  # noqa: E402
 
 STREAM_BYTES = 2**27  # per array: 128 MB, four times the 32 MB L3
@@ -85,29 +84,25 @@ def stream(repeat):
 # The training steps whose kernel calls are replayed
 # ---------------------------------------------------------------------------------------------
 
-def cats_net():
-    model = models.Sequential([layers.Input((150, 150, 3))])
-    for filters in (32, 64, 128, 128):
-        model.add(layers.Conv2D(filters, (3, 3), activation='relu'))
-        model.add(layers.MaxPooling2D((2, 2)))
-    model.add(layers.Flatten())
-    model.add(layers.Dropout(0.5))
-    model.add(layers.Dense(512, activation='relu'))
-    model.add(layers.Dense(1, activation='sigmoid'))
+def compiled(model, loss):
+    model.compile(optimizers.RMSprop(learning_rate=1e-4), loss)
     return model
 
 
 def vgg_net():
     base = minidl.applications.VGG16(weights=None, include_top=False, input_shape=(150, 150, 3))
-    return models.Sequential([base, layers.Flatten(), layers.Dense(256, activation='relu'),
-                              layers.Dense(1, activation='sigmoid')])
+    return compiled(models.Sequential([base, layers.Flatten(),
+                                       layers.Dense(256, activation='relu'),
+                                       layers.Dense(1, activation='sigmoid')]),
+                    'binary_crossentropy')
 
 
 def imdb_net():
-    return models.Sequential([layers.Input((500,), dtype='int64'),
-                              layers.Embedding(10000, 128), layers.Conv1D(32, 7, activation='relu'),
-                              layers.MaxPooling1D(5), layers.Conv1D(32, 7, activation='relu'),
-                              layers.GlobalMaxPooling1D(), layers.Dense(1)])
+    return compiled(models.Sequential([
+        layers.Input((500,), dtype='int64'), layers.Embedding(10000, 128),
+        layers.Conv1D(32, 7, activation='relu'), layers.MaxPooling1D(5),
+        layers.Conv1D(32, 7, activation='relu'), layers.GlobalMaxPooling1D(), layers.Dense(1)]),
+        losses.BinaryCrossentropy(from_logits=True))
 
 
 def _images(batch, shape, classes):
@@ -117,27 +112,28 @@ def _images(batch, shape, classes):
     return x, y
 
 
+def _binary(batch, x):
+    return x, np.random.default_rng(0).integers(0, 2, (batch, 1)).astype(np.float32)
+
+
+# net -> (title, a compiled model, one batch); the MNIST and cats nets as the peers build them
 NETS = OrderedDict(
-    mnist=('MNIST convnet, batch 64', mnist_convnet.build_model, 'categorical_crossentropy',
+    mnist=('MNIST convnet, batch 64', lambda: minidl_model('mnist'),
            lambda: _images(64, (28, 28, 1), 10)),
-    cats=('cats-and-dogs convnet 150x150, batch 20', cats_net, 'binary_crossentropy',
-          lambda: (_images(20, (150, 150, 3), 1)[0],
-                   np.random.default_rng(0).integers(0, 2, (20, 1)).astype(np.float32))),
-    vgg=('VGG16 base + Dense head, 150x150, batch 8', vgg_net, 'binary_crossentropy',
-         lambda: (_images(8, (150, 150, 3), 1)[0], np.ones((8, 1), np.float32))),
+    cats=('cats-and-dogs convnet 150x150, batch 20', lambda: minidl_model('cats'),
+          lambda: _binary(20, _images(20, (150, 150, 3), 1)[0])),
+    vgg=('VGG16 base + Dense head, 150x150, batch 8', vgg_net,
+         lambda: _binary(8, _images(8, (150, 150, 3), 1)[0])),
     imdb=('IMDB Conv1D net, 500 words, batch 128', imdb_net,
-          losses.BinaryCrossentropy(from_logits=True),
-          lambda: (np.random.default_rng(0).integers(0, 10000, (128, 500)),
-                   np.random.default_rng(0).integers(0, 2, (128, 1)).astype(np.float32))),
+          lambda: _binary(128, np.random.default_rng(0).integers(0, 10000, (128, 500)))),
 )
 
 
 def recorded_calls(net):
     """The kernel calls of one training step of ``net`` (after a warm-up step)."""
-    _, build, loss, data = NETS[net]
+    _, build, data = NETS[net]
     random.seed(0)
     model = build()
-    model.compile(optimizers.RMSprop(learning_rate=1e-4), loss)
     x, y = data()
     model.train_on_batch(x, y)
     with StepAnatomy(record_calls=True) as anatomy:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'examples'))
 import mnist_convnet  # noqa: E402 - the example defines the model and the data
-from _peers import SECONDS, available_peers, peer_seconds  # noqa: E402
+from _peers import SECONDS, add_output_arguments, available_peers, peer_seconds  # noqa: E402
 from _step_anatomy import StepAnatomy, gemm_flops, numpy_gemm_seconds  # noqa: E402
 
 from minidl import optimizers, random  # noqa: E402
@@ -67,12 +67,7 @@ def main(argv=None):
     parser.add_argument('--subset', type=int, default=None,
                         help='train on the first N images only, for a quick reading (default: '
                              'all 60,000)')
-    parser.add_argument('--json', help='also write the results to this JSON file (default: '
-                                       'none)')
-    parser.add_argument('--peer', choices=sorted(SECONDS),
-                        help='time this peer alone and print the result as JSON, used '
-                             'internally (default: time minidl, then each peer in a process '
-                             'of its own)')
+    add_output_arguments(parser)
     args = parser.parse_args(argv)
 
     random.seed(0)
