@@ -102,22 +102,26 @@ event.register('numba:compile', _CompileNotice())
 _parallel = njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
 _serial = njit(cache=True, fastmath=False, error_model='numpy')
 
-# Elements in a kernel's largest array below which it runs on the calling thread: waking the
-# sleeping (passive) thread pool costs 40-60 us here, the time one thread takes to stream
-# about 2 MB (``benchmarks/kernels_roofline.py`` rows: RMSprop on 73,728 weights took 85 us
-# in parallel, 9 us per 36,864 on one thread).
+# Elements in a kernel's largest array below which it runs on the calling thread. Waking the
+# sleeping (passive) thread pool costs 40-60 us here: the time one thread takes to stream
+# about 2 MB through an elementwise kernel (RMSprop on 73,728 weights took 85 us in parallel,
+# 9 us per 36,864 on one thread), but only a few hundred KB through a windowed one (the
+# 389K-value columns of MNIST's first layer: 112 us in parallel, 365 us on one thread).
 PARALLEL_MIN = 2 ** 19
+WINDOWED_PARALLEL_MIN = 2 ** 16
 
 
 class _kernel:
     """A kernel loop compiled twice, across the thread pool and on the calling thread alone;
-    a call runs the serial twin when its largest array has fewer than PARALLEL_MIN elements.
+    a call runs the serial twin when its largest array has fewer than ``parallel_min``
+    elements (:data:`PARALLEL_MIN` for elementwise loops, :func:`_windowed` for the others).
 
     Each twin is compiled the first time it is needed. The serial one is compiled from a copy
     of the function under another name, so the two keep separate entries in Numba's cache.
     """
 
-    def __init__(self, function):
+    def __init__(self, function, parallel_min=PARALLEL_MIN):
+        self.parallel_min = parallel_min
         self.py_func = function  # as a Numba dispatcher names its Python source
         self.parallel = _parallel(function)
         twin = types.FunctionType(function.__code__, function.__globals__,
@@ -128,7 +132,12 @@ class _kernel:
 
     def __call__(self, *args):
         work = max(arg.size for arg in args if isinstance(arg, np.ndarray))
-        return (self.serial if work < PARALLEL_MIN else self.parallel)(*args)
+        return (self.serial if work < self.parallel_min else self.parallel)(*args)
+
+
+def _windowed(function):
+    """A :class:`_kernel` for a windowed loop, whose each element is more work."""
+    return _kernel(function, WINDOWED_PARALLEL_MIN)
 
 
 _SHARED_LOOPS = {'maxpool2d_backward': '_pool2d_backward',
@@ -202,7 +211,7 @@ def _counts(taps, out):
 # Windows
 # ---------------------------------------------------------------------------------------------
 
-@_kernel
+@_windowed
 def _im2col(x, cols, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = x.shape
     oh, ow = cols.shape[1:3]
@@ -258,7 +267,7 @@ def im2col(x, ksize, stride, pad, dilation):
     return cols
 
 
-@_kernel
+@_windowed
 def _col2im(cols, dx, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = dx.shape
     oh, ow = cols.shape[1:3]
@@ -304,7 +313,7 @@ def _beats(v, best):
     return best == best and (v > best or v != v)
 
 
-@_kernel
+@_windowed
 def _maxpool2d_forward(x, y, argmax, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = x.shape
     oh, ow = y.shape[1:3]
@@ -344,7 +353,7 @@ def maxpool2d_forward(x, ksize, stride, pad):
     return y, argmax
 
 
-@_kernel
+@_windowed
 def _pool2d_backward(dy, argmax, dx, kh, kw, sh, sw, top, left, dh, dw):
     """The gather behind both pooling backwards: each input element sums, over the windows
     that read it, dy where it won the window (``argmax`` given: max pooling) or
@@ -392,7 +401,7 @@ def maxpool2d_backward(dy, argmax, x_shape, ksize, stride, pad):
     return dx
 
 
-@_kernel
+@_windowed
 def _avgpool2d_forward(x, y, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = x.shape
     oh, ow = y.shape[1:3]
