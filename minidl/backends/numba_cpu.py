@@ -140,8 +140,8 @@ def _windowed(function):
     return _kernel(function, WINDOWED_PARALLEL_MIN)
 
 
-_SHARED_LOOPS = {'maxpool2d_backward': '_pool2d_backward',
-                 'avgpool2d_backward': '_pool2d_backward'}
+_SHARED_LOOPS = {'col2im': '_gather', 'maxpool2d_backward': '_gather',
+                 'avgpool2d_backward': '_gather'}
 
 
 def jitted(name):
@@ -267,13 +267,29 @@ def im2col(x, ksize, stride, pad, dilation):
     return cols
 
 
+_SUM, _MAX, _MEAN = 0, 1, 2  # what _gather adds for each (window, tap) that read an input
+_NO_ARGMAX = np.empty(0, np.int64)
+
+
 @_windowed
-def _col2im(cols, dx, kh, kw, sh, sw, top, left, dh, dw):
+def _gather(source, argmax, dx, mode, kh, kw, sh, sw, top, left, dh, dw):
+    """The backward of every windowed op: ``dx[n, h, w, :]`` sums, over the windows (i, j) and
+    taps (p, q) that read (h, w), in the reference's order:
+
+    * ``_SUM`` (col2im): the column entry ``source[n, i, j, p, q, :]``;
+    * ``_MAX``: ``source[n, i, j, :]`` where ``argmax`` names tap p*kw + q as the winner;
+    * ``_MEAN``: ``source[n, i, j, :]`` divided by the window's count of inputs (in the arrays'
+      dtype, one float division, as in the reference).
+    """
     n_img, h_in, w_in, c_in = dx.shape
-    oh, ow = cols.shape[1:3]
-    rows = _taps(h_in, oh, kh, sh, top, dh)
-    columns = _taps(w_in, ow, kw, sw, left, dw).T.copy()  # (kw, W): a row per tap
-    source, out, c_u = cols.reshape(-1), dx.reshape(-1), _u(c_in)
+    oh, ow = source.shape[1:3]
+    rows, column_taps = _taps(h_in, oh, kh, sh, top, dh), _taps(w_in, ow, kw, sw, left, dw)
+    row_counts = _counts(rows, oh).astype(dx.dtype)
+    column_counts = _counts(column_taps, ow).astype(dx.dtype)
+    columns = column_taps.T.copy()  # (kw, W): a row per tap
+    grads, out, arg, c_u = source.reshape(-1), dx.reshape(-1), argmax.reshape(-1), _u(c_in)
+    per_window = _u(kh * kw) if mode == _SUM else _u(1)  # entries of a window in source
+    zero = np.zeros(1, dx.dtype)[0]
     for r in prange(n_img * h_in):
         n, h = _row_col(r, h_in)
         row = _u(r * w_in) * c_u
@@ -284,21 +300,33 @@ def _col2im(cols, dx, kh, kw, sh, sw, top, left, dh, dw):
             if i < 0:
                 continue
             for q in range(kw):
-                tap = _u(p * kw + q) * c_u
+                k = p * kw + q
+                tap = _u(k) * c_u if mode == _SUM else _u(0)
                 for w in range(w_in):
                     j = columns[q, w]
                     if j < 0:
                         continue
                     target = row + _u(w) * c_u
-                    at = _u((n * oh + i) * ow + j) * _u(kh * kw) * c_u + tap
-                    for c in range(c_u):
-                        out[target + c] += source[at + c]
+                    window = _u((n * oh + i) * ow + j)
+                    at = window * per_window * c_u + tap
+                    if mode == _SUM:
+                        for c in range(c_u):
+                            out[target + c] += grads[at + c]
+                    elif mode == _MAX:
+                        for c in range(c_u):
+                            g = grads[at + c]
+                            out[target + c] += g if arg[window * c_u + c] == k else zero
+                    else:
+                        count = row_counts[i] * column_counts[j]
+                        for c in range(c_u):
+                            out[target + c] += grads[at + c] / count
 
 
 def col2im(cols, x_shape, ksize, stride, pad, dilation):
     """cols (N, OH, OW, kh, kw, C) -> dx (N, H, W, C), the adjoint of :func:`im2col`."""
     dx = np.empty(tuple(x_shape), cols.dtype)
-    _col2im(np.ascontiguousarray(cols), dx, *_window(ksize, stride, pad, dilation))
+    _gather(np.ascontiguousarray(cols), _NO_ARGMAX, dx, _SUM,
+            *_window(ksize, stride, pad, dilation))
     return dx
 
 
@@ -353,51 +381,11 @@ def maxpool2d_forward(x, ksize, stride, pad):
     return y, argmax
 
 
-@_windowed
-def _pool2d_backward(dy, argmax, dx, kh, kw, sh, sw, top, left, dh, dw):
-    """The gather behind both pooling backwards: each input element sums, over the windows
-    that read it, dy where it won the window (``argmax`` given: max pooling) or
-    dy / (the window's count of inputs) (``argmax`` empty: average pooling)."""
-    n_img, h_in, w_in, c_in = dx.shape
-    oh, ow = dy.shape[1:3]
-    rows, column_taps = _taps(h_in, oh, kh, sh, top, dh), _taps(w_in, ow, kw, sw, left, dw)
-    # Counts in the arrays' dtype, so each share is one float division, as in the reference.
-    row_counts = _counts(rows, oh).astype(dx.dtype)
-    column_counts = _counts(column_taps, ow).astype(dx.dtype)
-    columns = column_taps.T.copy()  # (kw, W): a row per tap
-    grads, out, arg, c_u = dy.reshape(-1), dx.reshape(-1), argmax.reshape(-1), _u(c_in)
-    is_max, zero = argmax.size > 0, np.zeros(1, dx.dtype)[0]
-    for r in prange(n_img * h_in):
-        n, h = _row_col(r, h_in)
-        row = _u(r * w_in) * c_u
-        for e in range(_u(w_in) * c_u):
-            out[row + e] = 0
-        for p in range(kh):
-            i = rows[h, p]
-            if i < 0:
-                continue
-            for q in range(kw):
-                k = p * kw + q
-                for w in range(w_in):
-                    j = columns[q, w]
-                    if j < 0:
-                        continue
-                    target, source = row + _u(w) * c_u, _u((n * oh + i) * ow + j) * c_u
-                    if is_max:
-                        for c in range(c_u):
-                            g = grads[source + c]
-                            out[target + c] += g if arg[source + c] == k else zero
-                    else:
-                        count = row_counts[i] * column_counts[j]
-                        for c in range(c_u):
-                            out[target + c] += grads[source + c] / count
-
-
 def maxpool2d_backward(dy, argmax, x_shape, ksize, stride, pad):
     """dy (N, OH, OW, C) -> dx (N, H, W, C): each input sums the dy of the windows it won."""
     dx = np.empty(tuple(x_shape), dy.dtype)
-    _pool2d_backward(np.ascontiguousarray(dy), np.ascontiguousarray(argmax, np.int64), dx,
-                     *_window(ksize, stride, pad))
+    _gather(np.ascontiguousarray(dy), np.ascontiguousarray(argmax, np.int64), dx, _MAX,
+            *_window(ksize, stride, pad))
     return dx
 
 
@@ -441,8 +429,7 @@ def avgpool2d_forward(x, ksize, stride, pad):
 def avgpool2d_backward(dy, x_shape, ksize, stride, pad):
     """dy (N, OH, OW, C) -> dx (N, H, W, C): each window spreads dy / count over its inputs."""
     dx = np.empty(tuple(x_shape), dy.dtype)
-    _pool2d_backward(np.ascontiguousarray(dy), np.empty(0, np.int64), dx,
-                     *_window(ksize, stride, pad))
+    _gather(np.ascontiguousarray(dy), _NO_ARGMAX, dx, _MEAN, *_window(ksize, stride, pad))
     return dx
 
 
