@@ -1,5 +1,5 @@
 """Install minidl: `pip install .` (add `[gpu]` for CuPy, `[test]` for the test suite, `[docs]`
-for the docs site)."""
+for the docs site, `[distributed]` for training over MPI)."""
 from setuptools import find_packages, setup
 
 # The docs site (mkdocs build --strict): MkDocs, its theme, the API pages from docstrings, and
@@ -7,6 +7,10 @@ from setuptools import find_packages, setup
 # pictures, is not a Python package: the pages fall back to the DOT text without it.
 DOCS = ['mkdocs==1.6.1', 'mkdocs-material==9.8.1', 'mkdocstrings==1.0.8',
         'mkdocstrings-python==2.0.11', 'markdown-exec[ansi]==1.12.6']
+
+# Data-parallel training: mpi4py, the MPICH library as a wheel (no system MPI needed; it brings
+# mpiexec), and threadpoolctl, with which each process keeps the BLAS to its share of the cores.
+DISTRIBUTED = ['mpi4py>=4', 'mpich', 'threadpoolctl']
 
 setup(
     name='minidl',
@@ -24,6 +28,7 @@ setup(
     extras_require={
         'gpu': ['cupy-cuda12x'],
         'docs': DOCS,
-        'test': ['pytest', 'hypothesis', 'mnist1d'] + DOCS,  # tests/test_docs.py builds the site
+        'distributed': DISTRIBUTED,
+        'test': ['pytest', 'hypothesis', 'mnist1d'] + DOCS + DISTRIBUTED,  # the docs and MPI tests
     },
 )

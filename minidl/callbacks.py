@@ -33,8 +33,11 @@ class Callback:
     """Base class: every hook does nothing; subclasses override the ones they need.
 
     ``self.model`` is the model being trained and ``self.params`` the run's settings, both set
-    by ``fit`` before ``on_train_begin``.
+    by ``fit`` before ``on_train_begin``. ``writes_files``: in a distributed fit, only rank 0
+    runs this callback (every rank runs the others).
     """
+
+    writes_files = False
 
     def __init__(self):
         self.model = None
@@ -366,6 +369,8 @@ class ModelCheckpoint(Callback):
     written only when the monitored quantity improves on the best so far.
     """
 
+    writes_files = True
+
     def __init__(self, filepath, monitor='val_loss', verbose=0, save_best_only=False,
                  save_weights_only=False, mode='auto'):
         super().__init__()
@@ -417,6 +422,8 @@ class CSVLogger(Callback):
     ``append=True`` continues an existing file (without repeating its header). Each row is
     flushed when its epoch ends, so the file is readable while training runs.
     """
+
+    writes_files = True
 
     def __init__(self, filename, separator=',', append=False):
         super().__init__()

@@ -23,6 +23,7 @@ shape) is re-raised as a ValueError that starts with the batch and, for arrays, 
 held: ``batch 4 of epoch 1 (examples 192-255 of x): ...``. A generator that runs out before
 ``steps_per_epoch`` says how many batches it gave.
 """
+import contextlib
 import copy
 import math
 import numbers
@@ -35,6 +36,7 @@ from minidl import callbacks as callbacks_module
 from minidl import losses, metrics as metrics_module, optimizers, random
 from minidl.autograd import Tensor, no_grad
 from minidl.backends import check_device, to_device
+from minidl.distributed.sharding import ArrayShard, StreamShard, Weightless
 from minidl.layers import arguments
 from minidl.utils import as_list
 
@@ -220,6 +222,7 @@ class _Source:
         arguments.count(purpose, 'batch_size', batch_size)
         if steps is not None:
             arguments.count(purpose, 'steps', steps)
+        self.given_steps = steps
         self.stream = not isinstance(data, _Arrays)
         if self.stream:
             self.source, self.iterator, self.given = data, iter(data), 0
@@ -428,12 +431,19 @@ class Trainer:
         values = [float(loss.item()) for loss in [total] + named] + scores
         return total, dict(zip(self.metrics_names, values)), data.count
 
-    def _train_batch(self, x, y):
+    def _train_batch(self, x, y, parallel=None):
+        """One optimizer step; with ``parallel`` (a distributed fit) the gradients and logs
+        are first averaged over every rank's batch, and ``x`` may be a Weightless batch."""
+        weight = 1.0
+        if isinstance(x, Weightless):
+            x, y, weight = x.x, x.y, 0.0
         total, logs, count = self._batch(x, y, training=True)
         weights = self.trainable_weights
         for w in weights:
             w.grad = None
         total.backward()
+        if parallel is not None:
+            logs, count = parallel.average(weights, logs, count * weight)
         self.optimizer.step(weights)
         return logs, count
 
@@ -456,9 +466,13 @@ class Trainer:
     # --- whole passes -----------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            steps_per_epoch=None, validation_steps=None, device=None):
+            steps_per_epoch=None, validation_steps=None, device=None, distributed=False):
         """Train for ``epochs``; returns a History whose ``.history`` maps each log name
-        (see :attr:`metrics_names`, and their 'val_' twins) to per-epoch values."""
+        (see :attr:`metrics_names`, and their 'val_' twins) to per-epoch values.
+
+        ``distributed=True``: train on every process of an MPI job at once, each on its own
+        part of the data (every process passes all of it; ``batch_size`` is each one's); see
+        :mod:`minidl.distributed`."""
         self._check_compiled()
         arguments.count('fit', 'epochs', epochs, minimum=0)
         arguments.count('fit', 'initial_epoch', initial_epoch, minimum=0)
@@ -473,19 +487,35 @@ class Trainer:
         source = self._source('fit', x, y, batch_size, steps_per_epoch, shuffle)
         validation = None if validation_data is None else self._validation_source(
             validation_data, batch_size, validation_steps)
-        cbs = callbacks_module.CallbackList(callbacks, model=self, add_history=True,
-                                            add_progbar=verbose > 0,
-                                            params={'epochs': epochs, 'steps': source.steps,
-                                                    'verbose': verbose})
+        parallel = None
+        if distributed:
+            parallel = self._data_parallel()
+            source = _shard(source, parallel, training=True)
+            validation = validation and _shard(validation, parallel, training=False)
+            parallel.synchronize(source, batch_size)
+            callbacks = parallel.callbacks(callbacks)
+        with parallel.running() if parallel else contextlib.nullcontext():
+            return self._fit_loop(source, validation, parallel, epochs, initial_epoch,
+                                  callbacks_module.CallbackList(
+                                      callbacks, model=self, add_history=True,
+                                      add_progbar=verbose > 0,
+                                      params={'epochs': epochs, 'steps': source.steps,
+                                              'verbose': verbose}))
+
+    fit_generator = fit
+
+    def _fit_loop(self, source, validation, parallel, epochs, initial_epoch, cbs):
         self.stop_training = False
         cbs.on_train_begin()
         try:
             for epoch in range(initial_epoch, epochs):
                 cbs.on_epoch_begin(epoch)
-                logs = self._train_epoch(source, cbs, epoch)
+                logs = self._train_epoch(source, cbs, epoch, parallel)
                 if validation is not None:
-                    logs.update(self._run_test(validation).means('val_'))
+                    logs.update(self._run_test(validation, parallel).means('val_'))
                 cbs.on_epoch_end(epoch, logs)
+                if parallel is not None:
+                    self.stop_training = parallel.stop(self.stop_training)
                 if self.stop_training:
                     break
         except TrainingStopped as stop:
@@ -493,14 +523,19 @@ class Trainer:
         cbs.on_train_end()
         return cbs.history
 
-    fit_generator = fit
+    def _data_parallel(self):
+        """The model's DataParallel, made on the first distributed fit or evaluate."""
+        from minidl import distributed
+        if getattr(self, '_parallel', None) is None:
+            self._parallel = distributed.DataParallel(self, distributed.communicator())
+        return self._parallel
 
-    def _train_epoch(self, source, cbs, epoch):
+    def _train_epoch(self, source, cbs, epoch, parallel=None):
         averages = _Averages()
         for batch, (xb, yb, where) in enumerate(source.epoch()):
             cbs.on_batch_begin(batch)
             logs, count = _in_batch(self._train_batch, xb, yb,
-                                    f'batch {batch + 1} of epoch {epoch + 1}', where)
+                                    f'batch {batch + 1} of epoch {epoch + 1}', where, parallel)
             if not math.isfinite(logs['loss']):
                 raise TrainingStopped(f'training stopped: the loss became {logs["loss"]} at '
                                       f'batch {batch + 1} of epoch {epoch + 1}; lower the '
@@ -509,20 +544,30 @@ class Trainer:
             cbs.on_batch_end(batch, averages.means())
         return averages.means()
 
-    def _run_test(self, source):
+    def _run_test(self, source, parallel=None):
         averages = _Averages()
         for batch, (xb, yb, where) in enumerate(source.epoch()):
             averages.add(*_in_batch(self._test_batch, xb, yb,
                                     f'{source.purpose} batch {batch + 1}', where))
-        return averages
+        return averages if parallel is None else parallel.reduce(averages, self.metrics_names)
 
-    def evaluate(self, x=None, y=None, batch_size=32, verbose=1, steps=None, return_dict=False):
+    def evaluate(self, x=None, y=None, batch_size=32, verbose=1, steps=None, return_dict=False,
+                 distributed=False):
         """The loss and the metrics over the data, in the order of :attr:`metrics_names`
-        (the loss alone when there is nothing else; a dict with ``return_dict``)."""
+        (the loss alone when there is nothing else; a dict with ``return_dict``).
+
+        ``distributed=True``: every process of an MPI job evaluates rank 0's model on its own
+        part of the data (each passes all of it) and all get the totals."""
         self._check_compiled()
-        means = self._run_test(self._source('evaluate', x, y, batch_size, steps)).means()
-        if verbose:
-            print(' - '.join(f'{k}: {v:.4f}' for k, v in means.items()))
+        source, parallel = self._source('evaluate', x, y, batch_size, steps), None
+        if distributed:
+            parallel = self._data_parallel()
+            source = _shard(source, parallel, training=False)
+            parallel.synchronize(source, batch_size)
+        with parallel.running() if parallel else contextlib.nullcontext():
+            means = self._run_test(source, parallel).means()
+            if verbose:
+                print(' - '.join(f'{k}: {v:.4f}' for k, v in means.items()))
         return _results(means, return_dict)
 
     evaluate_generator = evaluate
@@ -547,13 +592,23 @@ class Trainer:
         return [y.numpy() for y in self._forward(self._batch_data(x, None, False).xs, False)]
 
 
-def _in_batch(step, x, y, batch, where):
-    """``step(x, y)``; a ValueError from inside says which batch (and examples) it came from."""
+def _in_batch(step, x, y, batch, where, *extra):
+    """``step(x, y, *extra)``; a ValueError from inside says which batch (and examples) it
+    came from."""
     try:
-        return step(x, y)
+        return step(x, y, *extra)
     except ValueError as error:
         examples = f' ({where})' if where else ''
         raise ValueError(f'{batch}{examples}: {error}') from error
+
+
+def _shard(source, parallel, training):
+    """This rank's part of a _Source's batches (see :mod:`minidl.distributed.sharding`)."""
+    if source.stream:
+        return StreamShard(source.source, source.given_steps if training else source.steps,
+                           parallel.comm, training, source.purpose)
+    return ArrayShard(source.data, source.batch_size, source.shuffle and training, parallel.comm,
+                      training, source.purpose)
 
 
 def _input_dtype(x, declared):

@@ -31,12 +31,37 @@ class ImageDataset:
     def __iter__(self):
         epoch, steps = self._epochs, len(self)
         self._epochs += 1
-        with Prefetcher(self._batches.batch_at, start=epoch * steps, stop=(epoch + 1) * steps,
-                        depth=self._batches.prefetch,
-                        workers=self._batches.workers) as batches:
+        with Prefetcher(self.batch_at, start=epoch * steps, stop=(epoch + 1) * steps,
+                        depth=self.prefetch, workers=self.workers) as batches:
             for batch in batches:
                 if batch_size_of(batch):
-                    yield (batch[0], batch[1][:, None]) if self.label_mode == 'binary' else batch
+                    yield batch
+
+    def batch_at(self, step):
+        """Batch ``step % len(self)`` of epoch ``step // len(self)``."""
+        batch = self._batches.batch_at(step)
+        return (batch[0], batch[1][:, None]) if self.label_mode == 'binary' else batch
+
+    prefetch = property(lambda self: self._batches.prefetch)
+    workers = property(lambda self: self._batches.workers)
+
+    @property
+    def seed(self):
+        """The seed of the shuffles (see :attr:`Iterator.seed`)."""
+        return self._batches.seed
+
+    @seed.setter
+    def seed(self, value):
+        self._batches.seed = value
+
+    @property
+    def position(self):
+        """The first step of the next epoch: ``epochs iterated * len(self)``."""
+        return self._epochs * len(self)
+
+    @position.setter
+    def position(self, step):
+        self._epochs = -(-int(step) // len(self))
 
 
 def image_dataset_from_directory(directory, labels='inferred', label_mode='int', class_names=None,

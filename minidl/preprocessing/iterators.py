@@ -45,6 +45,7 @@ class Iterator:
         if batch_size < 1:
             raise ValueError(f'batch_size must be at least 1, got {batch_size}')
         self.n, self.batch_size, self.shuffle = n, batch_size, shuffle
+        self._prefetcher = None
         self.seed = int(random.generator().integers(2**63)) if seed is None else int(seed)
         self.prefetch, self.workers = prefetch, workers
         self.image_data_generator = image_data_generator
@@ -52,11 +53,30 @@ class Iterator:
         if save_to_dir is not None:
             os.makedirs(save_to_dir, exist_ok=True)
         self._step = 0
-        self._prefetcher = None
-        self._order = (None, None)
 
     def __len__(self):
         return math.ceil(self.n / self.batch_size)
+
+    @property
+    def seed(self):
+        """The seed every shuffle and augmentation derives from; setting it changes the stream
+        (data-parallel training gives every process rank 0's)."""
+        return self._seed
+
+    @seed.setter
+    def seed(self, value):
+        self.close()
+        self._seed, self._order = int(value), (None, None)
+
+    @property
+    def position(self):
+        """The step of the endless stream that ``next()`` gives next; setting it moves there."""
+        return self._step
+
+    @position.setter
+    def position(self, step):
+        self.close()
+        self._step = int(step)
 
     @property
     def epoch(self):
@@ -83,8 +103,7 @@ class Iterator:
 
     def reset(self):
         """Go back to the first batch of the first epoch: the stream replays from the start."""
-        self.close()
-        self._step = 0
+        self.position = 0
 
     def close(self):
         """Stop and join the prefetch threads (the next ``next()`` starts new ones)."""
