@@ -14,6 +14,13 @@ test accuracy instead of the 99.1% of a constant rate.
 
     python examples/mnist_convnet.py [--epochs 5] [--batch-size 64] [--device cpu|gpu]
                                      [--subset N] [--out runs/mnist_convnet]
+
+``--distributed`` trains on every process of an MPI job, each on its share of every batch of
+``--batch-size`` images (needs ``pip install -e '.[distributed]'``)::
+
+    mpiexec -n 2 python examples/mnist_convnet.py --distributed
+
+Only rank 0 prints, saves and plots; every process takes its part of the test images too.
 """
 import argparse
 import time
@@ -21,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minidl import callbacks, layers, models, optimizers, random, viz
+from minidl import callbacks, distributed, layers, models, optimizers, random, viz
 from minidl.datasets import mnist
 from minidl.utils import to_categorical
 
@@ -66,7 +73,8 @@ def main(argv=None):
     parser.add_argument('--epochs', type=int, default=5,
                         help='passes over the training images (default: %(default)s)')
     parser.add_argument('--batch-size', type=int, default=64,
-                        help='images per gradient step (default: %(default)s)')
+                        help='images per gradient step, shared among the processes with '
+                             '--distributed (default: %(default)s)')
     parser.add_argument('--validation-split', type=float, default=0.1,
                         help='fraction of the training images held out to validate each epoch '
                              '(default: %(default)s)')
@@ -84,26 +92,39 @@ def main(argv=None):
     parser.add_argument('--lr-drop-after', type=int, default=3,
                         help='epochs at the full learning rate before it shrinks by 0.3 per '
                              'epoch (default: %(default)s)')
+    parser.add_argument('--distributed', action='store_true',
+                        help='train on every process of an MPI job started by mpiexec '
+                             '(default: one process)')
     parser.add_argument('--verbose', type=int, choices=(0, 1, 2), default=1,
                         help='0: silent, 1: a progress bar, 2: one line per epoch '
                              '(default: %(default)s)')
     args = parser.parse_args(argv)
 
+    processes = distributed.init().size if args.distributed else 1
+    main_process = not args.distributed or distributed.is_main()
+    if args.batch_size % processes:
+        parser.error(f'--batch-size {args.batch_size} does not divide among {processes} '
+                     f'processes')
     random.seed(args.seed)
     training, (x_test, y_test) = load(args.subset)
     (x_train, y_train), (x_val, y_val) = hold_out(*training, args.validation_split)
     model = build_model()
-    model.summary()
+    if main_process:
+        model.summary()
     model.compile(optimizer=optimizers.RMSprop(learning_rate=0.001),
                   loss='categorical_crossentropy', metrics=['acc'])
     start = time.perf_counter()
     schedule = callbacks.LearningRateScheduler(
         lambda epoch, lr: lr * 0.3 if epoch >= args.lr_drop_after else lr)
-    history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                        validation_data=(x_val, y_val), device=args.device,
-                        verbose=args.verbose, callbacks=[schedule])
+    history = model.fit(x_train, y_train, epochs=args.epochs,
+                        batch_size=args.batch_size // processes, validation_data=(x_val, y_val),
+                        device=args.device, verbose=args.verbose, callbacks=[schedule],
+                        distributed=args.distributed)
     seconds = time.perf_counter() - start
-    test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=256, verbose=0)
+    test_loss, test_acc = model.evaluate(x_test, y_test, batch_size=256, verbose=0,
+                                         distributed=args.distributed)
+    if not main_process:
+        return test_acc
     print(f'validation accuracy after the last epoch: {history.history["val_acc"][-1]:.4f}')
     print(f'test accuracy: {test_acc:.4f} (loss {test_loss:.4f}) on {len(x_test):,} test images '
           f'never seen in training; {args.epochs} epochs in {seconds:.0f} s on the {args.device}')

@@ -196,5 +196,6 @@ def _check_alike(descriptions):
                           ('batch_size', 'batch_size'), ('steps', 'steps per epoch')):
             if other[key] != first[key]:
                 raise ValueError(f'distributed: rank {rank} has {other[key]} {what} and rank 0 '
-                                 f'has {first[key]}; give every process the same model, the whole data '
-                                 f'set (minidl shards it) and the same arguments to fit')
+                                 f'has {first[key]}; give every process the same model, the '
+                                 f'whole data set (minidl shards it) and the same arguments to '
+                                 f'fit')

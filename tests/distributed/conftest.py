@@ -25,17 +25,18 @@ def mpiexec():
 
 @pytest.fixture
 def run_ranks(tmp_path):
-    """``run_ranks(code, n=2, timeout=120, env=None, check=True)``: run ``code`` (dedented)
-    on ``n`` processes in ``tmp_path`` and return the CompletedProcess, its output as text.
-    ``check``: fail the test, showing the output, unless every rank exited with 0."""
+    """``run_ranks(*code, n=2, timeout=120, env=None, check=True)``: run the pieces of
+    ``code``, each dedented, one after the other, on ``n`` processes in ``tmp_path``, and return
+    the CompletedProcess, its output as text. ``check``: fail the test, showing the output,
+    unless every rank exited with 0."""
     pytest.importorskip('mpi4py')
     launcher = mpiexec()
     if launcher is None:
         pytest.skip('no mpiexec (pip install minidl[distributed] brings MPICH\'s)')
 
-    def run(code, n=2, timeout=120, env=None, check=True):
+    def run(*code, n=2, timeout=120, env=None, check=True):
         script = tmp_path / f'ranks_{len(list(tmp_path.glob("ranks_*.py")))}.py'
-        script.write_text(textwrap.dedent(code))
+        script.write_text('\n'.join(textwrap.dedent(piece) for piece in code))
         environment = {**os.environ, 'PYTHONPATH': str(REPO), 'OMP_NUM_THREADS': '1',
                        'NUMBA_NUM_THREADS': '1', **(env or {})}
         result = subprocess.run([launcher, '-n', str(n), sys.executable, str(script)],
