@@ -437,13 +437,15 @@ class Trainer:
         weight = 1.0
         if isinstance(x, Weightless):
             x, y, weight = x.x, x.y, 0.0
+        if parallel is not None:
+            parallel.weight = weight  # what a synchronized BatchNormalization weights it by
         total, logs, count = self._batch(x, y, training=True)
         weights = self.trainable_weights
         for w in weights:
             w.grad = None
         total.backward()
         if parallel is not None:
-            logs, count = parallel.average(weights, logs, count * weight)
+            logs, count = parallel.average(weights, logs, count)  # weighted by .weight
         self.optimizer.step(weights)
         return logs, count
 

@@ -64,8 +64,8 @@ CONFIG_ERRORS = (KeyError, TypeError, ValueError, AttributeError, IndexError, Ov
                  RecursionError)
 # Keras arguments minidl takes in one value only: the value that means what minidl does.
 _ONLY = {'data_format': 'channels_last', 'groups': 1, 'sparse': False, 'ragged': False,
-         'optional': False, 'mask_zero': False, 'keepdims': False, 'synchronized': False,
-         'renorm': False, 'lora_rank': None, 'quantization_config': None}
+         'optional': False, 'mask_zero': False, 'keepdims': False, 'renorm': False,
+         'lora_rank': None, 'quantization_config': None}
 # Keras arguments that change only training, never what a loaded model computes.
 _TRAINING_ONLY = ('kernel_regularizer', 'bias_regularizer', 'activity_regularizer',
                   'embeddings_regularizer', 'beta_regularizer', 'gamma_regularizer',

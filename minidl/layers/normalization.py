@@ -63,18 +63,23 @@ class Normalization(Layer):
 class BatchNormalization(Normalization):
     """Normalise each channel (``axis``, the last by default) with the batch's statistics at
     training and with moving averages of them at inference. gamma/beta train; moving mean and
-    variance do not (Keras counts them as non-trainable params)."""
+    variance do not (Keras counts them as non-trainable params).
+
+    ``synchronized`` (Keras 3's argument): in a distributed ``fit``, the statistics, their
+    gradients and so the moving averages are the global batch's, every rank's piece together
+    (three small all-reduces per layer and step); by default each rank normalises its own
+    piece, as Horovod does. Outside a distributed ``fit`` it changes nothing."""
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  moving_mean_initializer='zeros', moving_variance_initializer='ones',
-                 **kwargs):
+                 synchronized=False, **kwargs):
         super().__init__(axis, epsilon, center, scale, **kwargs)
         if not isinstance(self.axis, int):
             if len(self.axis) != 1:
                 raise ValueError(f'{self.name} (BatchNormalization): normalises per index of '
                                  f'one axis, got axis={self.axis}')
             self.axis = self.axis[0]
-        self.momentum = float(momentum)
+        self.momentum, self.synchronized = float(momentum), bool(synchronized)
         self.moving_mean_initializer = moving_mean_initializer
         self.moving_variance_initializer = moving_variance_initializer
 
@@ -89,12 +94,13 @@ class BatchNormalization(Normalization):
     def call(self, x, training=False):
         return F.batch_norm(x, self.gamma, self.beta, self.moving_mean.data,
                             self.moving_variance.data, training and self.trainable,
-                            self.momentum, self.epsilon, self.axis)
+                            self.momentum, self.epsilon, self.axis, self.synchronized)
 
     def get_config(self):
         return {**super().get_config(), 'momentum': self.momentum,
                 'moving_mean_initializer': _name(self.moving_mean_initializer),
-                'moving_variance_initializer': _name(self.moving_variance_initializer)}
+                'moving_variance_initializer': _name(self.moving_variance_initializer),
+                'synchronized': self.synchronized}
 
 
 class LayerNormalization(Normalization):

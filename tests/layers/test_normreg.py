@@ -291,3 +291,25 @@ def test_a_keras_saved_model_of_these_layers_loads_and_predicts_the_same(keras, 
     back = keras.models.load_model(tmp_path / ('back' + path.suffix))
     np.testing.assert_allclose(np.asarray(back.predict(x, verbose=0)), want, rtol=1e-5,
                                atol=1e-5)
+
+
+def test_a_keras_3_synchronized_batch_normalization_loads_and_saves_as_keras_3_does():
+    """The config as Keras 3.15 writes it, ``synchronized`` always there."""
+    def initializer(name):
+        return {'module': 'keras.initializers', 'class_name': name, 'config': {},
+                'registered_name': None}
+    config = {'name': 'bn', 'trainable': True,
+              'dtype': {'module': 'keras', 'class_name': 'DTypePolicy',
+                        'config': {'name': 'float32'}, 'registered_name': None},
+              'axis': -1, 'momentum': 0.9, 'epsilon': 0.001, 'center': True, 'scale': True,
+              'beta_initializer': initializer('Zeros'), 'gamma_initializer': initializer('Ones'),
+              'moving_mean_initializer': initializer('Zeros'),
+              'moving_variance_initializer': initializer('Ones'), 'beta_regularizer': None,
+              'gamma_regularizer': None, 'beta_constraint': None, 'gamma_constraint': None,
+              'synchronized': True}
+    layer = keras_config.from_config({'module': 'keras.layers', 'class_name':
+                                      'BatchNormalization', 'config': config,
+                                      'registered_name': None}, 'bn.keras', 'config.json')
+    assert layer.synchronized is True and layer.momentum == 0.9
+    assert keras_config.serialize(layer, keras_config.KERAS3)['config']['synchronized'] is True
+    assert layers.BatchNormalization().get_config()['synchronized'] is False
