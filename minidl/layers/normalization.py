@@ -97,10 +97,12 @@ class BatchNormalization(Normalization):
                             self.momentum, self.epsilon, self.axis, self.synchronized)
 
     def get_config(self):
-        return {**super().get_config(), 'momentum': self.momentum,
-                'moving_mean_initializer': _name(self.moving_mean_initializer),
-                'moving_variance_initializer': _name(self.moving_variance_initializer),
-                'synchronized': self.synchronized}
+        """``synchronized`` only when set, as for ``rms_scaling``: tf-keras before 2.12 does
+        not know the argument."""
+        config = {**super().get_config(), 'momentum': self.momentum,
+                  'moving_mean_initializer': _name(self.moving_mean_initializer),
+                  'moving_variance_initializer': _name(self.moving_variance_initializer)}
+        return {**config, 'synchronized': True} if self.synchronized else config
 
 
 class LayerNormalization(Normalization):

@@ -312,4 +312,4 @@ def test_a_keras_3_synchronized_batch_normalization_loads_and_saves_as_keras_3_d
                                       'registered_name': None}, 'bn.keras', 'config.json')
     assert layer.synchronized is True and layer.momentum == 0.9
     assert keras_config.serialize(layer, keras_config.KERAS3)['config']['synchronized'] is True
-    assert layers.BatchNormalization().get_config()['synchronized'] is False
+    assert 'synchronized' not in layers.BatchNormalization().get_config()  # tf-keras < 2.12
