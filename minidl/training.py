@@ -489,20 +489,19 @@ class Trainer:
         source = self._source('fit', x, y, batch_size, steps_per_epoch, shuffle)
         validation = None if validation_data is None else self._validation_source(
             validation_data, batch_size, validation_steps)
-        parallel = None
-        if distributed:
-            parallel = self._data_parallel()
+        parallel = self._data_parallel() if distributed else None
+        if parallel is not None:
             source = _shard(source, parallel, training=True)
-            validation = validation and _shard(validation, parallel, training=False)
+            if validation is not None:
+                validation = _shard(validation, parallel, training=False)
             parallel.synchronize(source, batch_size)
             callbacks = parallel.callbacks(callbacks)
+        cbs = callbacks_module.CallbackList(
+            callbacks, model=self, add_history=True,
+            add_progbar=verbose > 0 and (parallel is None or parallel.is_main),
+            params={'epochs': epochs, 'steps': source.steps, 'verbose': verbose})
         with parallel.running() if parallel else contextlib.nullcontext():
-            return self._fit_loop(source, validation, parallel, epochs, initial_epoch,
-                                  callbacks_module.CallbackList(
-                                      callbacks, model=self, add_history=True,
-                                      add_progbar=verbose > 0,
-                                      params={'epochs': epochs, 'steps': source.steps,
-                                              'verbose': verbose}))
+            return self._fit_loop(source, validation, parallel, epochs, initial_epoch, cbs)
 
     fit_generator = fit
 
@@ -561,9 +560,9 @@ class Trainer:
         ``distributed=True``: every process of an MPI job evaluates rank 0's model on its own
         part of the data (each passes all of it) and all get the totals."""
         self._check_compiled()
-        source, parallel = self._source('evaluate', x, y, batch_size, steps), None
-        if distributed:
-            parallel = self._data_parallel()
+        source = self._source('evaluate', x, y, batch_size, steps)
+        parallel = self._data_parallel() if distributed else None
+        if parallel is not None:
             source = _shard(source, parallel, training=False)
             parallel.synchronize(source, batch_size)
         with parallel.running() if parallel else contextlib.nullcontext():

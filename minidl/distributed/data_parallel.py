@@ -9,7 +9,7 @@ whole global batch, even where the pieces are uneven; the logs are averaged the 
 the progress bar, the History and every callback see the global batch's figures.
 """
 import contextlib
-import io
+import os
 
 import numpy as np
 
@@ -170,7 +170,7 @@ class DataParallel:
             if self.is_main:
                 yield self
             else:
-                with contextlib.redirect_stdout(io.StringIO()):
+                with open(os.devnull, 'w') as nowhere, contextlib.redirect_stdout(nowhere):
                     yield self
         finally:
             _active.pop()
