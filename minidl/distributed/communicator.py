@@ -111,21 +111,19 @@ class Communicator:
         sys.stdout.flush()
         self.comm.Abort(1)
 
+    def abort_waiting(self, what):
+        """End the job because this rank has waited ``timeout`` seconds in ``what``."""
+        self.abort(f'waited {self.timeout:g} s in {what} without hearing from every other '
+                   f'process: one has died, stopped early or is stuck, so the job ends here '
+                   f'(the limit is {TIMEOUT_ENV} or init(timeout=))')
+
     def _wait(self, request, what, kind, nbytes):
         """Poll ``request`` until it completes; abort the job after ``timeout`` seconds or if
         MPI reports that a peer is gone."""
         start = time.perf_counter()
-        deadline, nap = start + self.timeout, 0.0
         try:
-            while not request.Test():
-                now = time.perf_counter()
-                if now > deadline:
-                    self.abort(f'waited {self.timeout:g} s in {what} without hearing from every '
-                               f'other process: one has died, stopped early or is stuck, so the '
-                               f'job ends here (the limit is {TIMEOUT_ENV} or init(timeout=))')
-                if now - start > _SPIN:
-                    time.sleep(nap)
-                    nap = min(2 * nap + 1e-5, 1e-3)
+            if not poll(request.Test, start + self.timeout):
+                self.abort_waiting(what)
         except self.MPI.Exception as error:
             self.abort(f'MPI failed in {what}: {error.Get_error_string()}')
         self._count(kind, start, nbytes)
@@ -145,6 +143,21 @@ class Communicator:
         self._nccl.allreduce(buffer, what, deadline=start + self.timeout)
         self._count('allreduce', start, buffer.nbytes)
         return buffer
+
+
+def poll(test, deadline):
+    """Call ``test()`` until it returns true (then True) or the ``time.perf_counter()``
+    ``deadline`` passes (then False): spinning at first, then napping up to 1 ms between calls,
+    so a short wait costs no latency and a long one little CPU."""
+    start, nap = time.perf_counter(), 0.0
+    while not test():
+        now = time.perf_counter()
+        if now > deadline:
+            return False
+        if now - start > _SPIN:
+            time.sleep(nap)
+            nap = min(2 * nap + 1e-5, 1e-3)
+    return True
 
 
 def install_abort_on_error(communicator):

@@ -13,7 +13,8 @@ module behaves like CuPy:
 
 Every other NumPy function is here under its own name (``zeros``, ``exp``, ``matmul``: NumPy's
 BLAS matmul stands in for cuBLAS) and returns device arrays. :class:`RawModule` compiles CUDA C
-with the host compiler (see :mod:`minidl.backends.cuda_simulator`).
+with the host compiler (see :mod:`minidl.backends.cuda_simulator`). ``cuda.nccl`` is NCCL's
+all-reduce over MPI (:mod:`.nccl`), with the streams and events it needs (:mod:`.streams`).
 """
 import ctypes
 import types
@@ -21,6 +22,7 @@ import types
 import numpy
 
 from minidl.backends import cuda_simulator
+from minidl.backends.cuda_simulator import nccl, streams
 
 __version__ = 'minidl CUDA simulator'
 RawModule = cuda_simulator.RawModule
@@ -58,6 +60,14 @@ class ndarray(numpy.ndarray):
 
     def argsort(self, axis=-1, kind=None, order=None):
         return _device(numpy.argsort(_host(self), axis=axis, kind='stable', order=order))
+
+    @property
+    def __cuda_array_interface__(self):
+        """The CUDA array interface (version 3) a CuPy array offers: shape, dtype, strides and
+        the device pointer that libraries taking raw pointers, such as NCCL, are given."""
+        return {'shape': self.shape, 'typestr': self.dtype.str, 'version': 3,
+                'data': (self.ctypes.data if self.size else 0, not self.flags.writeable),
+                'strides': None if self.flags.c_contiguous else self.strides}
 
     def __repr__(self):
         return f'{numpy.array_repr(_host(self))[:-1]}, device=simulated)'
@@ -163,4 +173,5 @@ class _Runtime:
         return 1
 
 
-cuda = types.SimpleNamespace(runtime=_Runtime())
+cuda = types.SimpleNamespace(runtime=_Runtime(), nccl=nccl, Stream=streams.Stream,
+                             Event=streams.Event, get_current_stream=streams.get_current_stream)
