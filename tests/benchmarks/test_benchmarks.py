@@ -9,6 +9,7 @@ import pytest
 
 import cats_steps
 import conv_speed
+import distributed_scaling
 import first_step
 import h5_open
 import kernels_roofline
@@ -114,3 +115,22 @@ def test_cats_steps_times_the_cats_and_dogs_net(tmp_path, capsys, without_torch)
     result = json.loads((tmp_path / 'c.json').read_text())
     assert list(result['steps_per_s']) == ['minidl'] and result['steps_per_s']['minidl'] > 0
     assert 'steps/s' in capsys.readouterr().out
+
+
+def test_distributed_scaling_times_one_and_two_processes(tmp_path, capsys):
+    pytest.importorskip('mpi4py')
+    if distributed_scaling.mpiexec() is None:
+        pytest.skip("no mpiexec (pip install 'minidl[distributed]' brings MPICH's)")
+    distributed_scaling.main(['--subset', '256', '--batch-size', '32', '--json',
+                              str(tmp_path / 'scaling.json')])
+    one, two = json.loads((tmp_path / 'scaling.json').read_text())['rows']
+    assert (one['processes'], one['steps'], two['processes'], two['steps']) == (1, 8, 2, 4)
+    assert one['speedup'] == 1 and two['speedup'] > 0 and two['examples'] == 256
+    for row in (one, two):
+        assert row['gradient_bytes'] == 4 * 93_322  # one float32 buffer of every gradient
+        assert row['allreduce_calls'] == 2 * row['steps'] + 1  # metrics, gradients; the stop
+        assert row['allreduce_bytes_per_step'] > row['gradient_bytes']
+        assert 0 < row['allreduce_fraction'] < 1 and row['allreduce_alone_ms'] > 0
+    assert one['ring_bytes_per_step'] == 0
+    assert two['ring_bytes_per_step'] == two['allreduce_bytes_per_step']  # 2 (P - 1) / P = 1
+    assert '| processes | epoch | steps | examples/s | speed-up |' in capsys.readouterr().out
