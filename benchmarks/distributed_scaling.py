@@ -31,7 +31,6 @@ one epoch of it trains a little less.
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,13 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / 'examples'))
 import mnist_convnet  # noqa: E402 - the example defines the model and the data
-
-
-def mpiexec():
-    """The mpiexec beside this Python (a virtual environment's, from the MPICH wheel), or the
-    one on PATH; None when there is neither."""
-    beside = Path(sys.executable).parent / 'mpiexec'
-    return str(beside) if beside.exists() else shutil.which('mpiexec')
+from minidl.distributed import mpiexec  # noqa: E402
 
 
 def run_job(processes, batch_size, subset):

@@ -47,12 +47,15 @@ DESIGN.md names a module ``minidl/distributed.py``; it is a package because MPI,
 sharding of the data and the training step are four separate concerns.
 """
 import os
+import shutil
+import sys
+from pathlib import Path
 
 from minidl.distributed.communicator import TIMEOUT_ENV, Communicator, install_abort_on_error
 from minidl.distributed.data_parallel import DataParallel, active
 
-__all__ = ['init', 'communicator', 'rank', 'size', 'local_rank', 'is_main', 'DataParallel',
-           'active', 'TIMEOUT_ENV']
+__all__ = ['init', 'communicator', 'rank', 'size', 'local_rank', 'is_main', 'mpiexec',
+           'DataParallel', 'active', 'TIMEOUT_ENV']
 
 _state = {'communicator': None}
 
@@ -99,6 +102,13 @@ def local_rank():
 def is_main():
     """True on rank 0, the process that prints and writes files."""
     return rank() == 0
+
+
+def mpiexec():
+    """The path of the mpiexec beside this Python (a virtual environment's, from the MPICH
+    wheel), else the one on PATH, else None: what starts a job from a test or a script."""
+    beside = Path(sys.executable).parent / 'mpiexec'
+    return str(beside) if beside.exists() else shutil.which('mpiexec')
 
 
 def _share_cores(comm, threads):

@@ -17,6 +17,7 @@ import minidl
 import mnist_epoch
 import vgg_memory
 from _step_anatomy import StepAnatomy, gemm_flops
+from minidl import distributed
 from minidl.backends import kernels
 from minidl.functions import conv
 
@@ -119,7 +120,7 @@ def test_cats_steps_times_the_cats_and_dogs_net(tmp_path, capsys, without_torch)
 
 def test_distributed_scaling_times_one_and_two_processes(tmp_path, capsys):
     pytest.importorskip('mpi4py')
-    if distributed_scaling.mpiexec() is None:
+    if distributed.mpiexec() is None:
         pytest.skip("no mpiexec (pip install 'minidl[distributed]' brings MPICH's)")
     distributed_scaling.main(['--subset', '256', '--batch-size', '32', '--json',
                               str(tmp_path / 'scaling.json')])

@@ -5,7 +5,6 @@ that mpi4py uses (the MPICH wheel's, beside this Python), and read what rank 0 w
 are skipped where mpi4py or mpiexec is missing.
 """
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -13,14 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from minidl.distributed import mpiexec
+
 REPO = Path(__file__).resolve().parents[2]
-
-
-def mpiexec():
-    """The mpiexec beside this Python (a virtual environment's, from the MPICH wheel), or the
-    one on PATH."""
-    beside = Path(sys.executable).parent / 'mpiexec'
-    return str(beside) if beside.exists() else shutil.which('mpiexec')
 
 
 @pytest.fixture
