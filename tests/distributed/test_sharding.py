@@ -134,3 +134,35 @@ def test_too_few_examples_for_the_ranks_is_an_error():
     data = _Arrays([np.zeros((2, 1), np.float32)], None, ['x'], [])
     with pytest.raises(ValueError, match=r'fit: 2 training example\(s\) cannot be shared among 3'):
         ArrayShard(data, 4, True, Ranks(3).rank(0), True, 'fit')
+
+
+@pytest.mark.parametrize('kind', ['flow_from_directory', 'image_dataset_from_directory'])
+def test_image_folders_are_dealt_out_with_rank_0s_shuffle(tmp_path, kind):
+    """10 images, each of its own grey level, in batches of 3 (4 batches: 2 for each rank):
+    every image once per epoch over the ranks, a new order each epoch, although each rank's
+    stream drew its own seed."""
+    from PIL import Image
+
+    from minidl.preprocessing import image_dataset_from_directory
+    from minidl.preprocessing.image import ImageDataGenerator
+    for i in range(10):
+        folder = tmp_path / 'data' / ('ab'[i % 2])
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((4, 4), 20 * i + 10, np.uint8)).save(folder / f'{i}.png')
+
+    def stream():
+        if kind == 'flow_from_directory':
+            return ImageDataGenerator().flow_from_directory(
+                tmp_path / 'data', target_size=(4, 4), color_mode='grayscale', batch_size=3,
+                seed=None)
+        return image_dataset_from_directory(tmp_path / 'data', image_size=(4, 4),
+                                            color_mode='grayscale', batch_size=3)
+    ranks = Ranks(2)
+    shards = [StreamShard(stream(), None, ranks.rank(r), True, 'fit') for r in range(2)]
+    orders = []
+    for _ in range(2):
+        seen = [int(x[j, 0, 0, 0]) for shard in shards for x, _, _ in shard.epoch()
+                for j in range(len(x))]
+        assert sorted(seen) == [20 * i + 10 for i in range(10)]
+        orders.append(seen)
+    assert orders[0] != orders[1]
