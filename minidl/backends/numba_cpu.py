@@ -16,10 +16,9 @@ own rows, so no atomics are needed, and each sum is taken in the reference's ord
 which keeps the checks out of the inner loops. Scalars are cast to the arrays' dtype, so
 float32 arithmetic stays float32. Kernels are compiled on first use for each dtype and cached
 on disk (``cache=True``), so a later process starts without the compilation cost (see
-``benchmarks/kernels_jit.py``). A cold compile takes seconds (about 14 s for the MNIST
-convnet's nine kernels, 15 loops with the serial twins, on two cores) with nothing else to
-show for it, so the first real compilation in
-a process prints one line to stderr (:class:`_CompileNotice`); a load from the cache is silent.
+``benchmarks/kernels_jit.py``). A cold compile takes seconds (about 10 s for the MNIST
+convnet's nine kernels, 10 loops with the serial twins, on two cores) with nothing else to
+show for it, so the first real compilation in a process prints one line to stderr (:class:`_CompileNotice`); a load from the cache is silent.
 
 Parallel kernels run on Numba's OpenMP pool, next to OpenBLAS's own threads for the GEMMs. By
 default OpenMP threads spin for a while after each kernel, and on a small machine they then
@@ -40,6 +39,7 @@ heap too, so a step reuses the pages of the step before (glibc only, and not whe
 malloc through the environment).
 """
 import ctypes
+import functools
 import os
 import sys
 import types
@@ -102,19 +102,24 @@ event.register('numba:compile', _CompileNotice())
 _parallel = njit(parallel=True, cache=True, fastmath=False, error_model='numpy')
 _serial = njit(cache=True, fastmath=False, error_model='numpy')
 
-# Elements in a kernel's largest array below which it runs on the calling thread. Waking the
-# sleeping (passive) thread pool costs 40-60 us here: the time one thread takes to stream
-# about 2 MB through an elementwise kernel (RMSprop on 73,728 weights took 85 us in parallel,
-# 9 us per 36,864 on one thread), but only a few hundred KB through a windowed one (the
-# 389K-value columns of MNIST's first layer: 112 us in parallel, 365 us on one thread).
-PARALLEL_MIN = 2 ** 19
-WINDOWED_PARALLEL_MIN = 2 ** 16
+# Elements in a kernel's largest array below which it runs on the calling thread. Entering a
+# parallel region costs 47 us here with the pool just used and 86 us after 1 ms idle (the
+# passive threads sleep), and in a training step OpenBLAS's threads, spinning after each
+# GEMM, hold the other core. One thread streams several MB through a pooling, bias or gather
+# kernel in that time (a 2 MB max-pool forward: 72 us on one thread, 122 in parallel; a
+# 0.45 MB col2im tile: 9 against 84), so they go parallel from 2M elements: a VGG16 training
+# step took 6% less time than with the thresholds of 512K and 64K, a cats-and-dogs one 3%.
+# im2col is the exception: with few channels it copies runs of 1 or 3 values, far more work
+# per byte, and pays for the threads from 64K elements (MNIST's first layer, 389K columns:
+# 112 us in parallel, 365 on one thread).
+PARALLEL_MIN = 2 ** 21
+IM2COL_PARALLEL_MIN = 2 ** 16
 
 
 class _kernel:
     """A kernel loop compiled twice, across the thread pool and on the calling thread alone;
     a call runs the serial twin when its largest array has fewer than ``parallel_min``
-    elements (:data:`PARALLEL_MIN` for elementwise loops, :func:`_windowed` for the others).
+    elements (:data:`PARALLEL_MIN`, or :data:`IM2COL_PARALLEL_MIN` for im2col).
 
     Each twin is compiled the first time it is needed. The serial one is compiled from a copy
     of the function under another name, so the two keep separate entries in Numba's cache.
@@ -133,11 +138,6 @@ class _kernel:
     def __call__(self, *args):
         work = max(arg.size for arg in args if isinstance(arg, np.ndarray))
         return (self.serial if work < self.parallel_min else self.parallel)(*args)
-
-
-def _windowed(function):
-    """A :class:`_kernel` for a windowed loop, whose each element is more work."""
-    return _kernel(function, WINDOWED_PARALLEL_MIN)
 
 
 _SHARED_LOOPS = {'col2im': '_gather', 'maxpool2d_backward': '_gather',
@@ -211,7 +211,7 @@ def _counts(taps, out):
 # Windows
 # ---------------------------------------------------------------------------------------------
 
-@_windowed
+@functools.partial(_kernel, parallel_min=IM2COL_PARALLEL_MIN)
 def _im2col(x, cols, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = x.shape
     oh, ow = cols.shape[1:3]
@@ -271,7 +271,7 @@ _SUM, _MAX, _MEAN = 0, 1, 2  # what _gather adds for each (window, tap) that rea
 _NO_ARGMAX = np.empty(0, np.int64)
 
 
-@_windowed
+@_kernel
 def _gather(source, argmax, dx, mode, kh, kw, sh, sw, top, left, dh, dw):
     """The backward of every windowed op: ``dx[n, h, w, :]`` sums, over the windows (i, j) and
     taps (p, q) that read (h, w), in the reference's order:
@@ -341,7 +341,7 @@ def _beats(v, best):
     return best == best and (v > best or v != v)
 
 
-@_windowed
+@_kernel
 def _maxpool2d_forward(x, y, argmax, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = x.shape
     oh, ow = y.shape[1:3]
@@ -389,7 +389,7 @@ def maxpool2d_backward(dy, argmax, x_shape, ksize, stride, pad):
     return dx
 
 
-@_windowed
+@_kernel
 def _avgpool2d_forward(x, y, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = x.shape
     oh, ow = y.shape[1:3]

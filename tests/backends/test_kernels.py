@@ -38,6 +38,20 @@ def impl(request):
     return request.param
 
 
+@pytest.fixture(scope='module', autouse=True, params=['serial', 'parallel'])
+def numba_twin(request):
+    """Every test twice: with the kernels' own thresholds, under which the small arrays drawn
+    here run the serial twins, and with every Numba kernel forced onto its parallel twin."""
+    if request.param == 'serial' or numba_cpu is None:
+        yield request.param
+        return
+    twins = [k for k in vars(numba_cpu).values() if isinstance(k, numba_cpu._kernel)]
+    with pytest.MonkeyPatch.context() as patch:
+        for twin in twins:
+            patch.setattr(twin, 'parallel_min', 0)
+        yield request.param
+
+
 # ---------------------------------------------------------------------------------------------
 # Drawing cases
 # ---------------------------------------------------------------------------------------------
