@@ -17,7 +17,7 @@ which keeps the checks out of the inner loops. Scalars are cast to the arrays' d
 float32 arithmetic stays float32. Kernels are compiled on first use for each dtype and cached
 on disk (``cache=True``), so a later process starts without the compilation cost (see
 ``benchmarks/kernels_jit.py``). A cold compile takes seconds (about 10 s for the MNIST
-convnet's nine kernels, 10 loops with the serial twins, on two cores) with nothing else to
+convnet's nine kernels, 11 loops with the serial twins, on two cores) with nothing else to
 show for it, so the first real compilation in a process prints one line to stderr (:class:`_CompileNotice`); a load from the cache is silent.
 
 Parallel kernels run on Numba's OpenMP pool, next to OpenBLAS's own threads for the GEMMs. By
@@ -39,7 +39,6 @@ heap too, so a step reuses the pages of the step before (glibc only, and not whe
 malloc through the environment).
 """
 import ctypes
-import functools
 import os
 import sys
 import types
@@ -105,28 +104,27 @@ _serial = njit(cache=True, fastmath=False, error_model='numpy')
 # Elements in a kernel's largest array below which it runs on the calling thread. Entering a
 # parallel region costs 47 us here with the pool just used and 86 us after 1 ms idle (the
 # passive threads sleep), and in a training step OpenBLAS's threads, spinning after each
-# GEMM, hold the other core. One thread streams several MB through a pooling, bias or gather
-# kernel in that time (a 2 MB max-pool forward: 72 us on one thread, 122 in parallel; a
-# 0.45 MB col2im tile: 9 against 84), so they go parallel from 2M elements: a VGG16 training
-# step took 6% less time than with the thresholds of 512K and 64K, a cats-and-dogs one 3%.
-# im2col is the exception: with few channels it copies runs of 1 or 3 values, far more work
-# per byte, and pays for the threads from 64K elements (MNIST's first layer, 389K columns:
-# 112 us in parallel, 365 on one thread).
+# GEMM, hold the other core. One thread streams several MB through a kernel in that time (a
+# 2 MB max-pool forward: 72 us on one thread, 122 in parallel; a 0.45 MB col2im tile: 9
+# against 84; a VGG16 im2col tile of 345,600 columns: 20 against 56), so kernels go parallel
+# from 2M elements. A VGG16 training step took 6% less time than with the former thresholds
+# (512K elements, 64K for windowed kernels), a cats-and-dogs one 3-6%. Only MNIST's first
+# im2col, which copies runs of one value, lost: 128 us in parallel, 181 on one thread, which
+# its whole step does not notice.
 PARALLEL_MIN = 2 ** 21
-IM2COL_PARALLEL_MIN = 2 ** 16
 
 
 class _kernel:
     """A kernel loop compiled twice, across the thread pool and on the calling thread alone;
     a call runs the serial twin when its largest array has fewer than ``parallel_min``
-    elements (:data:`PARALLEL_MIN`, or :data:`IM2COL_PARALLEL_MIN` for im2col).
+    (:data:`PARALLEL_MIN`) elements.
 
     Each twin is compiled the first time it is needed. The serial one is compiled from a copy
     of the function under another name, so the two keep separate entries in Numba's cache.
     """
 
-    def __init__(self, function, parallel_min=PARALLEL_MIN):
-        self.parallel_min = parallel_min
+    def __init__(self, function):
+        self.parallel_min = PARALLEL_MIN
         self.py_func = function  # as a Numba dispatcher names its Python source
         self.parallel = _parallel(function)
         twin = types.FunctionType(function.__code__, function.__globals__,
@@ -211,7 +209,7 @@ def _counts(taps, out):
 # Windows
 # ---------------------------------------------------------------------------------------------
 
-@functools.partial(_kernel, parallel_min=IM2COL_PARALLEL_MIN)
+@_kernel
 def _im2col(x, cols, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = x.shape
     oh, ow = cols.shape[1:3]
