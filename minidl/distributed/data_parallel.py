@@ -55,10 +55,6 @@ class Buckets:
             else:
                 get_array_module(view).multiply(_to(array, view), scale, out=view)
 
-    @property
-    def nbytes(self):
-        return sum(buffer.nbytes for buffer in self.buffers)
-
 
 def _to(array, like):
     """``array`` on the device of ``like``."""

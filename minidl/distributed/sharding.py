@@ -138,8 +138,7 @@ class StreamShard:
             source.seed = communicator.broadcast_value(source.seed, 'the seed of the batches')
 
     def example_shape(self):
-        batch = self._batch(self._start())
-        return np.shape(batch[0] if isinstance(batch, tuple) else batch)[1:]
+        return np.shape(_pair(self._batch(self._start()))[0])[1:]
 
     def epoch(self):
         start, size = self._start(), self.comm.size
