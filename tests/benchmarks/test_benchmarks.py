@@ -3,12 +3,14 @@ running them, never asserted here."""
 import importlib.util
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
 
 import cats_steps
 import conv_speed
+import device_checks
 import distributed_scaling
 import first_step
 import h5_open
@@ -135,3 +137,15 @@ def test_distributed_scaling_times_one_and_two_processes(tmp_path, capsys):
     assert one['ring_bytes_per_step'] == 0
     assert two['ring_bytes_per_step'] == two['allreduce_bytes_per_step']  # 2 (P - 1) / P = 1
     assert '| processes | epoch | steps | examples/s | speed-up |' in capsys.readouterr().out
+
+
+def test_device_checks_run_each_check_in_its_time_and_report(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(device_checks, 'CHECKS', [
+        ('says', [sys.executable, '-c', 'print("on {out}")'], 0.5),
+        ('hangs', [sys.executable, '-c', 'import time; time.sleep(30)'], 0.1)])
+    results = device_checks.main(['--out', str(tmp_path), '--budget', '20'])
+    assert [(r['check'], r['exit']) for r in results] == [('says', 0), ('hangs', 'timed out')]
+    assert results[1]['seconds'] < 10 and results[1]['limit'] == 2
+    assert (tmp_path / 'says.txt').read_text() == f'on {tmp_path}\n'
+    assert json.loads((tmp_path / 'checks.json').read_text()) == results
+    assert 'timed out' in capsys.readouterr().out
