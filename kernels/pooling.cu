@@ -28,9 +28,10 @@ __device__ __forceinline__ bool beats(T v, T best) {
     return v > best || (isnan(v) && !isnan(best));
 }
 
-// y[n, i, j, c] = max over the window; argmax[n, i, j, c] = p*kw + q of the winner.
-template <typename T, typename I>
-__global__ void maxpool2d_forward_kernel(const T* x, T* y, long long* argmax,
+// y[n, i, j, c] = max over the window; argmax[n, i, j, c] = p*kw + q of the winner, stored as
+// A, the narrowest integer type that holds kh*kw positions (unsigned char up to 16x16).
+template <typename T, typename I, typename A>
+__global__ void maxpool2d_forward_kernel(const T* x, T* y, A* argmax,
                                          I N, I H, I W, I C, I OH, I OW, I kh, I kw,
                                          I sh, I sw, I top, I left) {
     const I total = N * OH * OW * C;
@@ -54,13 +55,13 @@ __global__ void maxpool2d_forward_kernel(const T* x, T* y, long long* argmax,
             }
         }
         y[index] = best;
-        argmax[index] = best_at;
+        argmax[index] = A(best_at);
     }
 }
 
 // dx[n, h, w, c] = sum of dy over the windows whose argmax points at (h, w).
-template <typename T, typename I>
-__global__ void maxpool2d_backward_kernel(const T* dy, const long long* argmax, T* dx,
+template <typename T, typename I, typename A>
+__global__ void maxpool2d_backward_kernel(const T* dy, const A* argmax, T* dx,
                                           I N, I H, I W, I C, I OH, I OW, I kh, I kw,
                                           I sh, I sw, I top, I left) {
     const I total = N * H * W * C;
@@ -82,7 +83,7 @@ __global__ void maxpool2d_backward_kernel(const T* dy, const long long* argmax, 
                     continue;
                 }
                 const I out = ((n * OH + i) * OW + j) * C + c;
-                if (argmax[out] == p * kw + q) {
+                if (I(argmax[out]) == p * kw + q) {
                     sum += dy[out];
                 }
             }
@@ -148,10 +149,11 @@ __global__ void avgpool2d_backward_kernel(const T* dy, T* dx,
     }
 }
 
-// x (N, L, C) -> y (N, C) = max over L, argmax (N, C) in [0, L), first occurrence on ties.
+// x (N, L, C) -> y (N, C) = max over L, argmax (N, C) in [0, L) as A (the narrowest integer
+// type that holds L positions), first occurrence on ties.
 // One thread per (n, c): neighbouring threads read neighbouring channels, so reads coalesce.
-template <typename T, typename I>
-__global__ void global_maxpool_forward_kernel(const T* x, T* y, long long* argmax,
+template <typename T, typename I, typename A>
+__global__ void global_maxpool_forward_kernel(const T* x, T* y, A* argmax,
                                               I N, I L, I C) {
     const I total = N * C;
     for (I index = grid_start<I>(); index < total; index += grid_stride<I>()) {
@@ -166,20 +168,20 @@ __global__ void global_maxpool_forward_kernel(const T* x, T* y, long long* argma
             }
         }
         y[index] = best;
-        argmax[index] = best_at;
+        argmax[index] = A(best_at);
     }
 }
 
 // dy (N, C) -> dx (N, L, C): dx[n, l, c] = dy[n, c] where l == argmax[n, c], else 0.
 // One thread per dx element, so dx needs no zeroing beforehand.
-template <typename T, typename I>
-__global__ void global_maxpool_backward_kernel(const T* dy, const long long* argmax, T* dx,
+template <typename T, typename I, typename A>
+__global__ void global_maxpool_backward_kernel(const T* dy, const A* argmax, T* dx,
                                                I N, I L, I C) {
     const I total = N * L * C;
     for (I index = grid_start<I>(); index < total; index += grid_stride<I>()) {
         const I c = index % C;
         const I l = (index / C) % L;
         const I source = (index / (L * C)) * C + c;
-        dx[index] = argmax[source] == l ? dy[source] : T(0);
+        dx[index] = I(argmax[source]) == l ? dy[source] : T(0);
     }
 }

@@ -13,6 +13,8 @@ How a call reaches the GPU:
 * Each kernel is a C++ template over the element type (``float``, ``double``) and the index
   type (``int``, ``long long``). A call uses 32-bit indices when everything it touches has
   fewer than about 2**31 elements, since 64-bit integer division is much slower on the GPU.
+  The max-pooling kernels take a third type, their argmax's (``unsigned char``, ``int``,
+  ``long long``: :func:`minidl.backends.reference.argmax_dtype`).
 * Launches use 256 threads per block and grid-stride loops, so the grid can be capped at
   65536 blocks however large the array is.
 
@@ -28,7 +30,7 @@ from typing import NamedTuple
 import numpy
 
 from minidl.backends import cupy_module
-from minidl.backends.reference import adam_step_size, nadam_coefficients
+from minidl.backends.reference import adam_step_size, argmax_dtype, nadam_coefficients
 
 # The kernels of each family, named as in kernels/<family>.cu.
 FAMILIES = {
@@ -48,6 +50,10 @@ _FAMILY_OF = {kernel: family for family, kernels in FAMILIES.items() for kernel 
 # The C++ template arguments for each NumPy dtype.
 ELEMENT_TYPES = {numpy.dtype(numpy.float32): 'float', numpy.dtype(numpy.float64): 'double'}
 INDEX_TYPES = {numpy.dtype(numpy.int32): 'int', numpy.dtype(numpy.int64): 'long long'}
+ARGMAX_TYPES = {numpy.dtype(numpy.uint8): 'unsigned char', **INDEX_TYPES}
+# The kernels with an argmax array, whose type is their third template argument.
+_ARGMAX_KERNELS = {'maxpool2d_forward_kernel', 'maxpool2d_backward_kernel',
+                   'global_maxpool_forward_kernel', 'global_maxpool_backward_kernel'}
 
 # The activation codes of `enum Activation` in kernels/elementwise.cu.
 _ACTIVATIONS = {'linear': 0, 'relu': 1, 'sigmoid': 2, 'tanh': 3}
@@ -92,16 +98,21 @@ def kernel_source(family):
     return _INCLUDE.sub(lambda match: directory.joinpath(match['name']).read_text(), source)
 
 
-def instance_name(kernel, dtype, index_dtype):
-    """The template instance for two dtypes, e.g. 'im2col_kernel<float, int>'."""
-    return (f'{kernel}<{ELEMENT_TYPES[numpy.dtype(dtype)]}, '
-            f'{INDEX_TYPES[numpy.dtype(index_dtype)]}>')
+def instance_name(kernel, dtype, index_dtype, argmax_type=None):
+    """The template instance for its dtypes, e.g. 'im2col_kernel<float, int>', or
+    'maxpool2d_forward_kernel<float, int, unsigned char>' with an argmax dtype."""
+    types = [ELEMENT_TYPES[numpy.dtype(dtype)], INDEX_TYPES[numpy.dtype(index_dtype)]]
+    if argmax_type is not None:
+        types.append(ARGMAX_TYPES[numpy.dtype(argmax_type)])
+    return f'{kernel}<{", ".join(types)}>'
 
 
 def name_expressions(family):
     """Every template instance of a family, the ones NVRTC is asked to compile."""
-    return [instance_name(kernel, dtype, index_dtype) for kernel in FAMILIES[family]
-            for dtype in ELEMENT_TYPES for index_dtype in INDEX_TYPES]
+    return [instance_name(kernel, dtype, index_dtype, argmax_type)
+            for kernel in FAMILIES[family] for dtype in ELEMENT_TYPES
+            for index_dtype in INDEX_TYPES
+            for argmax_type in (ARGMAX_TYPES if kernel in _ARGMAX_KERNELS else [None])]
 
 
 @functools.cache
@@ -112,13 +123,14 @@ def _module(family, device_id):
 
 
 @functools.cache
-def _function(kernel, dtype, index_dtype, device_id):
+def _function(kernel, dtype, index_dtype, argmax_type, device_id):
     return _module(_FAMILY_OF[kernel], device_id).get_function(
-        instance_name(kernel, dtype, index_dtype))
+        instance_name(kernel, dtype, index_dtype, argmax_type))
 
 
-def _launch(kernel, dtype, threads, *args):
-    """Run ``kernel<dtype, index>`` on at least ``threads`` threads (grid-stride covers the rest).
+def _launch(kernel, dtype, threads, *args, argmax_type=None):
+    """Run ``kernel<dtype, index>`` on at least ``threads`` threads (grid-stride covers the rest);
+    a max-pooling kernel is ``kernel<dtype, index, argmax_type>``.
 
     Arguments go to the kernel in order. Python ints become the index type ``I``, Python floats
     the element type ``T``; arrays (passed as pointers), ``None`` (a null pointer) and NumPy
@@ -141,6 +153,7 @@ def _launch(kernel, dtype, threads, *args):
         return arg
 
     function = _function(kernel, numpy.dtype(dtype), numpy.dtype(index_type),
+                         None if argmax_type is None else numpy.dtype(argmax_type),
                          cupy.cuda.runtime.getDevice())
     blocks = min(-(-threads // _THREADS), _MAX_BLOCKS)
     function((blocks,), (_THREADS,), tuple(typed(arg) for arg in args))
@@ -215,13 +228,15 @@ def col2im(cols, x_shape, ksize, stride, pad, dilation):
 # ---------------------------------------------------------------------------------------------
 
 def maxpool2d_forward(x, ksize, stride, pad):
-    """x (N, H, W, C) -> y (N, OH, OW, C) and argmax (same shape, int64) = p*kw + q."""
+    """x (N, H, W, C) -> y (N, OH, OW, C) and argmax (same shape, ``argmax_dtype(kh * kw)``)
+    = p*kw + q."""
     cupy = cupy_module()
     x = cupy.ascontiguousarray(x)
     win = _window(x.shape, ksize, stride, pad)
     y = cupy.empty(win.output_shape, dtype=x.dtype)
-    argmax = cupy.empty(y.shape, dtype=cupy.int64)
-    _launch('maxpool2d_forward_kernel', x.dtype, y.size, x, y, argmax, *win)
+    argmax = cupy.empty(y.shape, dtype=argmax_dtype(win.kh * win.kw))
+    _launch('maxpool2d_forward_kernel', x.dtype, y.size, x, y, argmax, *win,
+            argmax_type=argmax.dtype)
     return y, argmax
 
 
@@ -229,10 +244,11 @@ def maxpool2d_backward(dy, argmax, x_shape, ksize, stride, pad):
     """dy (N, OH, OW, C) -> dx (N, H, W, C): each dy goes to its window's argmax."""
     cupy = cupy_module()
     dy = cupy.ascontiguousarray(dy)
-    argmax = cupy.ascontiguousarray(argmax, dtype=cupy.int64)
+    argmax = cupy.ascontiguousarray(argmax)
     win = _window(x_shape, ksize, stride, pad)
     dx = cupy.empty(win.input_shape, dtype=dy.dtype)
-    _launch('maxpool2d_backward_kernel', dy.dtype, dx.size, dy, argmax, dx, *win)
+    _launch('maxpool2d_backward_kernel', dy.dtype, dx.size, dy, argmax, dx, *win,
+            argmax_type=argmax.dtype)
     return dx
 
 
@@ -257,13 +273,14 @@ def avgpool2d_backward(dy, x_shape, ksize, stride, pad):
 
 
 def global_maxpool_forward(x):
-    """x (N, L, C) -> y (N, C) = max over L, argmax (N, C) int64 in [0, L)."""
+    """x (N, L, C) -> y (N, C) = max over L, argmax (N, C) in [0, L), ``argmax_dtype(L)``."""
     cupy = cupy_module()
     x = cupy.ascontiguousarray(x)
     n, length, c = x.shape
     y = cupy.empty((n, c), dtype=x.dtype)
-    argmax = cupy.empty((n, c), dtype=cupy.int64)
-    _launch('global_maxpool_forward_kernel', x.dtype, y.size, x, y, argmax, n, length, c)
+    argmax = cupy.empty((n, c), dtype=argmax_dtype(length))
+    _launch('global_maxpool_forward_kernel', x.dtype, y.size, x, y, argmax, n, length, c,
+            argmax_type=argmax.dtype)
     return y, argmax
 
 
@@ -271,10 +288,11 @@ def global_maxpool_backward(dy, argmax, L):
     """dy (N, C) -> dx (N, L, C), zero except dx[n, argmax[n, c], c] = dy[n, c]."""
     cupy = cupy_module()
     dy = cupy.ascontiguousarray(dy)
-    argmax = cupy.ascontiguousarray(argmax, dtype=cupy.int64)
+    argmax = cupy.ascontiguousarray(argmax)
     n, c = dy.shape
     dx = cupy.empty((n, int(L), c), dtype=dy.dtype)
-    _launch('global_maxpool_backward_kernel', dy.dtype, dx.size, dy, argmax, dx, n, int(L), c)
+    _launch('global_maxpool_backward_kernel', dy.dtype, dx.size, dy, argmax, dx, n, int(L), c,
+            argmax_type=argmax.dtype)
     return dx
 
 

@@ -50,7 +50,7 @@ from numba import njit, prange, uint64  # noqa: E402
 from numba.core import event  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from minidl.backends.reference import (ACTIVATIONS, adam_step_size, dropout_key,
+from minidl.backends.reference import (ACTIVATIONS, adam_step_size, argmax_dtype, dropout_key,
                                        dropout_threshold, nadam_coefficients, output_size)
 
 MALLOC_TOP_PAD = 256 * 2**20
@@ -371,10 +371,11 @@ def _maxpool2d_forward(x, y, argmax, kh, kw, sh, sw, top, left, dh, dw):
 
 
 def maxpool2d_forward(x, ksize, stride, pad):
-    """x (N, H, W, C) -> y (N, OH, OW, C), argmax int64 = p*kw + q (first position on ties)."""
+    """x (N, H, W, C) -> y (N, OH, OW, C), argmax of ``argmax_dtype(kh * kw)`` = p*kw + q
+    (first position on ties)."""
     x = np.ascontiguousarray(x)
     shape = _output_shape(x.shape, ksize, stride, pad) + x.shape[3:]
-    y, argmax = np.empty(shape, x.dtype), np.empty(shape, np.int64)
+    y, argmax = np.empty(shape, x.dtype), np.empty(shape, argmax_dtype(ksize[0] * ksize[1]))
     _maxpool2d_forward(x, y, argmax, *_window(ksize, stride, pad))
     return y, argmax
 
@@ -382,7 +383,7 @@ def maxpool2d_forward(x, ksize, stride, pad):
 def maxpool2d_backward(dy, argmax, x_shape, ksize, stride, pad):
     """dy (N, OH, OW, C) -> dx (N, H, W, C): each input sums the dy of the windows it won."""
     dx = np.empty(tuple(x_shape), dy.dtype)
-    _gather(np.ascontiguousarray(dy), np.ascontiguousarray(argmax, np.int64), dx, _MAX,
+    _gather(np.ascontiguousarray(dy), np.ascontiguousarray(argmax), dx, _MAX,
             *_window(ksize, stride, pad))
     return dx
 
@@ -446,10 +447,11 @@ def _global_maxpool_forward(x, y, argmax):
 
 
 def global_maxpool_forward(x):
-    """x (N, L, C) -> y (N, C) the maximum over L, argmax (N, C) int64 (first on ties)."""
+    """x (N, L, C) -> y (N, C) the maximum over L, argmax (N, C) of ``argmax_dtype(L)`` (first
+    on ties)."""
     x = np.ascontiguousarray(x)
     y = np.empty((x.shape[0], x.shape[2]), x.dtype)
-    argmax = np.empty(y.shape, np.int64)
+    argmax = np.empty(y.shape, argmax_dtype(x.shape[1]))
     _global_maxpool_forward(x, y, argmax)
     return y, argmax
 

@@ -3,8 +3,9 @@
 Every function here has a twin of the same name and signature in :mod:`numba_cpu` (CPU) and
 :mod:`cuda` (GPU); :mod:`minidl.backends.kernels` picks one. The code favours clarity over
 speed: windows are strided views of the padded input, and each backward op is written as the
-adjoint of its forward op. Every kernel keeps the dtype of its input (float32 stays float32)
-and returns index arrays as int64.
+adjoint of its forward op. Every kernel keeps the dtype of its input (float32 stays float32).
+Max pooling's argmax is the narrowest integer type that holds its positions
+(:func:`argmax_dtype`); backward reads it back, so every byte saved is saved twice.
 
 Geometry, shared by all windowed kernels: images are channels-last ``(N, H, W, C)``,
 ``ksize=(kh, kw)``, ``stride=(sh, sw)``, ``pad=((top, bottom), (left, right))``,
@@ -78,8 +79,21 @@ def col2im(cols, x_shape, ksize, stride, pad, dilation):
 # Pooling
 # ---------------------------------------------------------------------------------------------
 
+def argmax_dtype(positions):
+    """The index dtype of a max pooling's argmax, for values in ``[0, positions)``: uint8 up to
+    256 positions (every window up to 16x16), int32 up to 2**31, int64 beyond.
+
+    The argmax is written once per output by the forward pass and read once by the backward
+    pass; as int64 it is twice the bytes of a float32 output, as uint8 a quarter of them.
+    """
+    if positions <= 2**8:
+        return np.dtype(np.uint8)
+    return np.dtype(np.int32 if positions <= 2**31 else np.int64)
+
+
 def maxpool2d_forward(x, ksize, stride, pad):
-    """x (N, H, W, C) -> y (N, OH, OW, C) and argmax (N, OH, OW, C) int64.
+    """x (N, H, W, C) -> y (N, OH, OW, C) and argmax (N, OH, OW, C) of
+    ``argmax_dtype(kh * kw)``.
 
     ``argmax`` is the flat position ``p*kw + q`` of the winner inside its window. Padding is
     -inf, so it never beats an input value; on ties the first position (row-major) wins, and a
@@ -90,7 +104,7 @@ def maxpool2d_forward(x, ksize, stride, pad):
     flat = windows.reshape(n, oh, ow, kh * kw, c)
     argmax = flat.argmax(axis=3)
     y = np.take_along_axis(flat, argmax[:, :, :, None], axis=3)[:, :, :, 0]
-    return y, argmax.astype(np.int64, copy=False)
+    return y, argmax.astype(argmax_dtype(kh * kw))
 
 
 def maxpool2d_backward(dy, argmax, x_shape, ksize, stride, pad):
@@ -120,11 +134,11 @@ def avgpool2d_backward(dy, x_shape, ksize, stride, pad):
 
 
 def global_maxpool_forward(x):
-    """x (N, L, C) -> y (N, C) the maximum over L, argmax (N, C) int64 (first on ties; a NaN
-    beats every number)."""
+    """x (N, L, C) -> y (N, C) the maximum over L, argmax (N, C) of ``argmax_dtype(L)``
+    (first on ties; a NaN beats every number)."""
     argmax = x.argmax(axis=1)
     y = np.take_along_axis(x, argmax[:, None], axis=1)[:, 0]
-    return y, argmax.astype(np.int64, copy=False)
+    return y, argmax.astype(argmax_dtype(x.shape[1]))
 
 
 def global_maxpool_backward(dy, argmax, L):

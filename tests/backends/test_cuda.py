@@ -164,6 +164,26 @@ def test_global_maxpool(dtype, shape, seed, ties):
 
 
 @on_device
+def test_max_pooling_past_256_positions_takes_an_int32_argmax():
+    # The drawn problems have at most 256 positions (a uint8 argmax); these take the int32 one.
+    x = random_array(0, (1, 17, 18, 2), np.float32)
+    window = (17, 17), (1, 1), ((0, 0), (0, 0))
+    y, argmax = reference.maxpool2d_forward(x, *window)
+    y_gpu, argmax_gpu = cuda.maxpool2d_forward(to_gpu(x), *window)
+    assert argmax.dtype == np.int32
+    assert_matches(argmax_gpu, argmax, exact=True)
+    assert_matches(cuda.maxpool2d_backward(y_gpu, argmax_gpu, x.shape, *window),
+                   reference.maxpool2d_backward(y, argmax, x.shape, *window))
+    x = x.reshape(1, 306, 2)
+    y, argmax = reference.global_maxpool_forward(x)
+    y_gpu, argmax_gpu = cuda.global_maxpool_forward(to_gpu(x))
+    assert argmax.dtype == np.int32
+    assert_matches(argmax_gpu, argmax, exact=True)
+    assert_matches(cuda.global_maxpool_backward(y_gpu, argmax_gpu, 306),
+                   reference.global_maxpool_backward(y, argmax, 306))
+
+
+@on_device
 @pytest.mark.parametrize('dtype', DTYPES)
 @pytest.mark.parametrize('activation', ['linear', 'relu', 'sigmoid', 'tanh'])
 @given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4), bias=st.booleans(),

@@ -192,7 +192,7 @@ def test_maxpool_padding_never_wins(impl):
     x = -np.arange(1, 10, dtype=np.float64).reshape(1, 3, 3, 1)
     y, argmax = impl.maxpool2d_forward(x, (3, 3), (1, 1), ((1, 1), (1, 1)))
     np.testing.assert_array_equal(y[0, :, :, 0], [[-1, -1, -2], [-1, -1, -2], [-4, -4, -5]])
-    assert argmax.dtype == np.int64
+    assert argmax.dtype == np.uint8
 
 
 def test_maxpool_backward_routes_to_the_winners(impl):
@@ -229,7 +229,25 @@ def test_global_maxpool_ties_and_routing(impl):
     np.testing.assert_array_equal(argmax, [[1, 0]])
     dx = impl.global_maxpool_backward(np.array([[2, 5]], np.float32), argmax, 3)
     np.testing.assert_array_equal(dx, [[[0, 5], [2, 0], [0, 0]]])
-    assert dx.dtype == np.float32 and argmax.dtype == np.int64
+    assert dx.dtype == np.float32 and argmax.dtype == np.uint8
+
+
+def test_argmax_dtype_is_the_narrowest_that_holds_the_positions():
+    assert [reference.argmax_dtype(n) for n in (1, 2**8, 2**8 + 1, 2**31, 2**31 + 1)] == [
+        np.uint8, np.uint8, np.int32, np.int32, np.int64]
+
+
+def test_argmax_widens_past_256_positions(impl):
+    # A 17x17 window (289 taps) and a map of 578 positions go past uint8: int32 holds them.
+    x = normal(0, (2, 17, 17, 3), np.float32)
+    y, argmax = impl.maxpool2d_forward(x, (17, 17), (1, 1), ((0, 0), (0, 0)))
+    assert argmax.dtype == np.int32
+    np.testing.assert_array_equal(argmax.reshape(2, 3), x.reshape(2, -1, 3).argmax(axis=1))
+    dx = impl.maxpool2d_backward(y, argmax, x.shape, (17, 17), (1, 1), ((0, 0), (0, 0)))
+    np.testing.assert_array_equal(dx, np.where(x == x.max(axis=(1, 2), keepdims=True), x, 0))
+    y, argmax = impl.global_maxpool_forward(x.reshape(2, 289, 3).repeat(2, axis=1))
+    assert argmax.dtype == np.int32
+    np.testing.assert_array_equal(argmax, 2 * x.reshape(2, -1, 3).argmax(axis=1))
 
 
 def test_nan_propagates_as_in_numpy(impl):
