@@ -16,7 +16,7 @@ own rows, so no atomics are needed, and each sum is taken in the reference's ord
 which keeps the checks out of the inner loops. Scalars are cast to the arrays' dtype, so
 float32 arithmetic stays float32. Kernels are compiled on first use for each dtype and cached
 on disk (``cache=True``), so a later process starts without the compilation cost (see
-``benchmarks/kernels_jit.py``). A cold compile takes seconds (about 10 s for the MNIST
+``benchmarks/kernels_jit.py``). A cold compile takes seconds (10-14 s for the MNIST
 convnet's nine kernels, 11 loops with the serial twins, on two cores) with nothing else to
 show for it, so the first real compilation in a process prints one line to stderr (:class:`_CompileNotice`); a load from the cache is silent.
 
