@@ -500,7 +500,7 @@ class Trainer:
             callbacks, model=self, add_history=True,
             add_progbar=verbose > 0 and (parallel is None or parallel.is_main),
             params={'epochs': epochs, 'steps': source.steps, 'verbose': verbose})
-        with parallel.running() if parallel else contextlib.nullcontext():
+        with _running(parallel):
             return self._fit_loop(source, validation, parallel, epochs, initial_epoch, cbs)
 
     fit_generator = fit
@@ -565,7 +565,7 @@ class Trainer:
         if parallel is not None:
             source = _shard(source, parallel, training=False)
             parallel.synchronize(source, batch_size)
-        with parallel.running() if parallel else contextlib.nullcontext():
+        with _running(parallel):
             means = self._run_test(source, parallel).means()
             if verbose:
                 print(' - '.join(f'{k}: {v:.4f}' for k, v in means.items()))
@@ -601,6 +601,11 @@ def _in_batch(step, x, y, batch, where, *extra):
     except ValueError as error:
         examples = f' ({where})' if where else ''
         raise ValueError(f'{batch}{examples}: {error}') from error
+
+
+def _running(parallel):
+    """What a distributed fit or evaluate runs inside (see ``DataParallel.running``)."""
+    return contextlib.nullcontext() if parallel is None else parallel.running()
 
 
 def _shard(source, parallel, training):

@@ -18,7 +18,8 @@ float32 arithmetic stays float32. Kernels are compiled on first use for each dty
 on disk (``cache=True``), so a later process starts without the compilation cost (see
 ``benchmarks/kernels_jit.py``). A cold compile takes seconds (10-14 s for the MNIST
 convnet's nine kernels, 11 loops with the serial twins, on two cores) with nothing else to
-show for it, so the first real compilation in a process prints one line to stderr (:class:`_CompileNotice`); a load from the cache is silent.
+show for it, so the first real compilation in a process prints one line to stderr
+(:class:`_CompileNotice`); a load from the cache is silent.
 
 Parallel kernels run on Numba's OpenMP pool, next to OpenBLAS's own threads for the GEMMs. By
 default OpenMP threads spin for a while after each kernel, and on a small machine they then
@@ -266,7 +267,9 @@ def im2col(x, ksize, stride, pad, dilation):
 
 
 _SUM, _MAX, _MEAN = 0, 1, 2  # what _gather adds for each (window, tap) that read an input
-_NO_ARGMAX = np.empty(0, np.int64)
+# uint8, the argmax type of every window up to 16x16, so that col2im and both pooling backwards
+# share one compiled _gather
+_NO_ARGMAX = np.empty(0, argmax_dtype(1))
 
 
 @_kernel

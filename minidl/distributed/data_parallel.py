@@ -88,12 +88,7 @@ class DataParallel:
                 'examples': None if shard.stream else shard.data.count,
                 'batch_size': batch_size, 'steps': shard.steps if shard.training else None}
         _check_alike(self.comm.gather_values(mine, 'the shapes of the models'))
-        buckets = Buckets([w.data for w in weights], host=True)
-        if self.is_main:
-            buckets.pack([w.data for w in weights])
-        for buffer in buckets.buffers:
-            self.comm.broadcast(buffer, 'the weights')
-        for w, view in zip(weights, buckets.views):
+        for w, view in zip(weights, self._broadcast([w.data for w in weights], 'the weights')):
             w.data[...] = _to(view, w.data)
         if getattr(model, 'optimizer', None) is not None:
             self._synchronize_optimizer(model.optimizer, model.trainable_weights)
@@ -104,15 +99,19 @@ class DataParallel:
         has = self.comm.broadcast_value([bool(state) for state in slots], 'the optimizer slots')
         iterations = self.comm.broadcast_value(iterations, 'the optimizer iterations')
         states = [optimizer.slots(w) if given else {} for w, given in zip(weights, has)]
-        arrays = [state[name] for state in states for name in sorted(state)]
+        views = iter(self._broadcast([state[name] for state in states for name in sorted(state)],
+                                     'the optimizer slots'))
+        optimizer.set_state(weights, iterations, [
+            {name: next(views) for name in sorted(state)} for state in states])
+
+    def _broadcast(self, arrays, what):
+        """Rank 0's ``arrays``, as host views of the packed buffers that carried them."""
         buckets = Buckets(arrays, host=True)
         if self.is_main:
             buckets.pack(arrays)
         for buffer in buckets.buffers:
-            self.comm.broadcast(buffer, 'the optimizer slots')
-        views = iter(buckets.views)
-        optimizer.set_state(weights, iterations, [
-            {name: next(views) for name in sorted(state)} for state in states])
+            self.comm.broadcast(buffer, what)
+        return buckets.views
 
     # --- each step -------------------------------------------------------------------------
     def average(self, weights, logs, count):

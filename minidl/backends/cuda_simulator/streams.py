@@ -38,15 +38,6 @@ class Stream:
         self._queued = [work for work in self._queued if not work.test()]
         return list(self._queued)
 
-    @property
-    def done(self):
-        """True when all work queued on the stream has finished."""
-        return not self.pending()
-
-    def synchronize(self):
-        """Wait until all work queued on the stream has finished."""
-        _wait_for(self.pending)
-
     def __repr__(self):
         return f'<simulated cupy.cuda.Stream {self.ptr}>'
 
