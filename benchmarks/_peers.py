@@ -28,6 +28,27 @@ NETS = {
 PEERS = {'torch': 'torch', 'keras': 'tensorflow'}  # peer -> the package it needs
 
 
+def blas_line():
+    """One line naming NumPy's BLAS and the kernels it runs, on which every GEMM's speed hangs.
+
+    OpenBLAS picks its kernels for the CPU when it loads, unless ``OPENBLAS_CORETYPE`` names
+    others; some machines set that variable (and ``OPENBLAS_L2_SIZE``) for older OpenBLAS
+    builds, and on this project's development machine it halves the GEMMs (Haswell's AVX2
+    kernels on an AVX-512 CPU). The line says when the kernels were forced.
+    """
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return 'NumPy BLAS: not known (threadpoolctl is not installed)'
+    libraries = [f"{info['internal_api']} {info['version']}, {info.get('architecture')} "
+                 f"kernels, {info['num_threads']} threads"
+                 for info in threadpool_info() if info['user_api'] == 'blas']
+    forced = os.environ.get('OPENBLAS_CORETYPE')
+    return (f"NumPy BLAS: {'; '.join(libraries) or 'none found'}" +
+            (f' (forced by OPENBLAS_CORETYPE={forced}; unset it, and OPENBLAS_L2_SIZE, to let '
+             'OpenBLAS choose)' if forced else ''))
+
+
 def available_peers():
     return [peer for peer, package in PEERS.items()
             if importlib.util.find_spec(package) is not None]

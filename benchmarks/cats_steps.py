@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from _peers import SECONDS, add_output_arguments, available_peers, minidl_model, peer_seconds
+from _peers import (SECONDS, add_output_arguments, available_peers, blas_line, minidl_model,
+                    peer_seconds)
 
 
 def data(steps, batch_size):
@@ -46,13 +47,14 @@ def main(argv=None):
         seconds, version = SECONDS[args.peer]('cats', x, y, args.batch_size, 'cpu')
         print(json.dumps({'seconds': seconds, 'version': version}))
         return
-    result = {'steps': args.steps, 'batch_size': args.batch_size,
+    result = {'steps': args.steps, 'batch_size': args.batch_size, 'blas': blas_line(),
               'steps_per_s': {'minidl': args.steps / minidl_seconds(x, y, args.batch_size)}}
     for peer in available_peers():
         timed = peer_seconds(__file__, peer, '--steps', args.steps, '--batch-size',
                              args.batch_size)
         result['steps_per_s'][peer] = args.steps / timed['seconds']
     print(f'cats-and-dogs convnet, 150x150x3, batch {args.batch_size}, {args.steps} steps')
+    print(blas_line())
     for name, rate in result['steps_per_s'].items():
         print(f'  {name:7} {rate:6.2f} steps/s  {1000 / rate:7.1f} ms per step')
     if args.json:

@@ -22,6 +22,7 @@ import numpy as np
 import minidl
 import minidl.functions as F
 from minidl.backends import cupy_module, kernels
+from _peers import blas_line
 from _separate_process import run_json
 
 # name, batch, (H, W, Cin), (kh, kw), Cout, padding
@@ -192,6 +193,8 @@ def main(argv=None):
     peer = f'torch {version} in its own process' if has_torch else 'torch not installed'
     print(f'conv forward+backward, {args.device} ({device_name}), median of {args.repeat}'
           f'{f" in each of {args.rounds} rounds" if args.rounds > 1 else ""}, {peer}')
+    if args.device == 'cpu':
+        print(blas_line())
     ours = [name for name, _ in variants] + ['gemm floor']
     names = ours + (['torch'] if has_torch else [])
     width = 10 if args.rounds == 1 else 17
@@ -217,7 +220,8 @@ def main(argv=None):
         results.append(row)
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump({'device': args.device, 'device_name': device_name, 'rounds': args.rounds,
+            json.dump({'device': args.device, 'device_name': device_name, 'blas': blas_line(),
+                       'rounds': args.rounds,
                        'rows': results}, f, indent=1)
 
 

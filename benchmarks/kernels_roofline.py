@@ -30,7 +30,7 @@ from minidl import layers, losses, models, optimizers, random
 from minidl.backends import numba_cpu
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _peers import minidl_model  # noqa: E402
+from _peers import blas_line, minidl_model  # noqa: E402
 from _step_anatomy import FAMILIES, StepAnatomy  # noqa: E402
 
 STREAM_BYTES = 2**27  # per array: 128 MB, four times the 32 MB L3
@@ -249,7 +249,8 @@ def main(argv=None):
           f'of {max(3, args.repeat // 3)}:')
     for name, gbs in bandwidths.items():
         print(f'  {name:28} {gbs:6.1f} GB/s')
-    print(f'roofline: {roofline:.1f} GB/s\n')
+    print(f'roofline: {roofline:.1f} GB/s')
+    print(f'{blas_line()}\n')
     result = {'bandwidth GB/s': bandwidths, 'roofline GB/s': roofline, 'nets': {}}
     for net in nets:
         rows = rows_of(net, args.repeat, roofline)

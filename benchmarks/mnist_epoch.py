@@ -20,7 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'examples'))
 import mnist_convnet  # noqa: E402 - the example defines the model and the data
-from _peers import SECONDS, add_output_arguments, available_peers, peer_seconds  # noqa: E402
+from _peers import (SECONDS, add_output_arguments, available_peers, blas_line,  # noqa: E402
+                    peer_seconds)
 from _step_anatomy import StepAnatomy, gemm_flops, numpy_gemm_seconds  # noqa: E402
 
 from minidl import optimizers, random  # noqa: E402
@@ -78,13 +79,16 @@ def main(argv=None):
                                               args.device)
         print(json.dumps({'seconds': seconds, 'version': version}))
         return
+    if args.device == 'cpu':
+        print(blas_line())
     seconds, accuracy, model = minidl_epoch(data, args.batch_size, args.device)
     print(f'minidl  epoch: {seconds:7.2f} s   test accuracy {accuracy:.4f}')
     if args.device == 'gpu':
         from minidl.backends import cupy_module
         pool_mb = cupy_module().get_default_memory_pool().total_bytes() / 2**20
         print(f'minidl  peak GPU memory (CuPy pool): {pool_mb:.0f} MB')
-    result = {'device': args.device, 'batch_size': args.batch_size, 'minidl_s': seconds,
+    result = {'device': args.device, 'blas': blas_line(), 'batch_size': args.batch_size,
+              'minidl_s': seconds,
               'minidl_test_accuracy': accuracy, 'examples': len(data[0][0]), 'peers': {}}
     for peer in available_peers():
         timed = peer_seconds(__file__, peer, '--device', args.device, '--batch-size',

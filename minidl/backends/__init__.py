@@ -61,6 +61,8 @@ def cupy_module():
 
 def is_gpu_array(array):
     """True for a CuPy (or simulated CuPy) array; never imports CuPy just to answer."""
+    if type(array) is numpy.ndarray:  # the common case, asked dozens of times a step
+        return False
     for name in ('cupy', _SIMULATED_CUPY):
         cupy = sys.modules.get(name)
         if cupy is not None and isinstance(array, cupy.ndarray):
@@ -70,6 +72,8 @@ def is_gpu_array(array):
 
 def get_array_module(*arrays):
     """``numpy`` or ``cupy`` for the given arrays; mixing devices is a ValueError."""
+    if all(type(a) is numpy.ndarray for a in arrays):
+        return numpy
     devices = {device_of(a) for a in arrays if a is not None and not numpy.isscalar(a)}
     if len(devices) > 1:
         raise ValueError('minidl: arrays live on different devices (cpu and gpu); move them '
