@@ -338,8 +338,20 @@ def col2im(cols, x_shape, ksize, stride, pad, dilation):
 @_serial
 def _beats(v, best):
     """Whether v replaces the running maximum: it is larger, or it is the first NaN (a NaN
-    then stays), which is how np.argmax ranks values."""
-    return best == best and (v > best or v != v)
+    then stays), which is how np.argmax ranks values. ``not v <= best`` is true exactly when
+    v is larger or either is NaN: two comparisons where spelling out both cases takes three."""
+    return best == best and not v <= best
+
+
+@_serial
+def _valid_taps(start, k, dilation, size):
+    """(first, stop): the taps t of a window that starts at ``start`` whose position
+    ``start + t*dilation`` lies inside [0, size), a contiguous range."""
+    first, stop = k, 0
+    for t in range(k):
+        if 0 <= start + t * dilation < size:
+            first, stop = min(first, t), t + 1
+    return first, stop
 
 
 @_kernel
@@ -349,22 +361,17 @@ def _maxpool2d_forward(x, y, argmax, kh, kw, sh, sw, top, left, dh, dw):
     xs, ys, arg, c_u = x.reshape(-1), y.reshape(-1), argmax.reshape(-1), _u(c_in)
     for r in prange(n_img * oh):
         n, i = _row_col(r, oh)
+        p0, p1 = _valid_taps(i * sh - top, kh, dh, h_in)  # once per row, not per tap
         for j in range(ow):
+            q0, q1 = _valid_taps(j * sw - left, kw, dw, w_in)
             target = _u(r * ow + j) * c_u
-            first = True
-            for p in range(kh):
-                h = i * sh + p * dh - top
-                if not 0 <= h < h_in:
-                    continue
-                for q in range(kw):
-                    w = j * sw + q * dw - left
-                    if not 0 <= w < w_in:
-                        continue
-                    source, k = _u(((n * h_in + h) * w_in + w) * c_in), p * kw + q
-                    if first:
+            for p in range(p0, p1):
+                row = (n * h_in + i * sh + p * dh - top) * w_in + j * sw - left
+                for q in range(q0, q1):
+                    source, k = _u(row + q * dw) * c_u, p * kw + q
+                    if p == p0 and q == q0:  # the window's first input starts the maximum
                         for c in range(c_u):
                             ys[target + c], arg[target + c] = xs[source + c], k
-                        first = False
                         continue
                     for c in range(c_u):  # both stores unconditional: the loop vectorises
                         v, best = xs[source + c], ys[target + c]
@@ -400,19 +407,16 @@ def _avgpool2d_forward(x, y, kh, kw, sh, sw, top, left, dh, dw):
     xs, ys, c_u = x.reshape(-1), y.reshape(-1), _u(c_in)
     for r in prange(n_img * oh):
         n, i = _row_col(r, oh)
+        p0, p1 = _valid_taps(i * sh - top, kh, dh, h_in)
         for j in range(ow):
+            q0, q1 = _valid_taps(j * sw - left, kw, dw, w_in)
             target = _u(r * ow + j) * c_u
             for c in range(c_u):
                 ys[target + c] = 0
-            for p in range(kh):
-                h = i * sh + p * dh - top
-                if not 0 <= h < h_in:
-                    continue
-                for q in range(kw):
-                    w = j * sw + q * dw - left
-                    if not 0 <= w < w_in:
-                        continue
-                    source = _u(((n * h_in + h) * w_in + w) * c_in)
+            for p in range(p0, p1):
+                row = (n * h_in + i * sh + p * dh - top) * w_in + j * sw - left
+                for q in range(q0, q1):
+                    source = _u(row + q * dw) * c_u
                     for c in range(c_u):
                         ys[target + c] += xs[source + c]
             count = row_counts[i] * column_counts[j]
