@@ -196,6 +196,22 @@ def _taps(size, out, k, stride, before, dilation):
 
 
 @_serial
+def _tap_windows(taps):
+    """(k, 2) int64: for each tap t, the first and one past the last window that reads an input
+    through it (every window in between does too), from a tap table."""
+    size, k = taps.shape
+    ranges = np.zeros((k, 2), np.int64)
+    for t in range(k):
+        first = -1
+        for s in range(size):
+            if taps[s, t] >= 0:
+                if first < 0:
+                    first = taps[s, t]
+                ranges[t, 0], ranges[t, 1] = first, taps[s, t] + 1
+    return ranges
+
+
+@_serial
 def _counts(taps, out):
     """(out,) int64: how many input positions each window reads, from a tap table."""
     counts = np.zeros(out, np.int64)
@@ -287,7 +303,7 @@ def _gather(source, argmax, dx, mode, kh, kw, sh, sw, top, left, dh, dw):
     rows, column_taps = _taps(h_in, oh, kh, sh, top, dh), _taps(w_in, ow, kw, sw, left, dw)
     row_counts = _counts(rows, oh).astype(dx.dtype)
     column_counts = _counts(column_taps, ow).astype(dx.dtype)
-    columns = column_taps.T.copy()  # (kw, W): a row per tap
+    windows = _tap_windows(column_taps)  # per column tap q, the windows j it reads inside for
     grads, out, arg, c_u = source.reshape(-1), dx.reshape(-1), argmax.reshape(-1), _u(c_in)
     per_window = _u(kh * kw) if mode == _SUM else _u(1)  # entries of a window in source
     zero = np.zeros(1, dx.dtype)[0]
@@ -303,11 +319,8 @@ def _gather(source, argmax, dx, mode, kh, kw, sh, sw, top, left, dh, dw):
             for q in range(kw):
                 k = p * kw + q
                 tap = _u(k) * c_u if mode == _SUM else _u(0)
-                for w in range(w_in):
-                    j = columns[q, w]
-                    if j < 0:
-                        continue
-                    target = row + _u(w) * c_u
+                for j in range(windows[q, 0], windows[q, 1]):
+                    target = row + _u(j * sw + q * dw - left) * c_u
                     window = _u((n * oh + i) * ow + j)
                     at = window * per_window * c_u + tap
                     if mode == _SUM:
