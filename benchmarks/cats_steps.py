@@ -47,14 +47,15 @@ def main(argv=None):
         seconds, version = SECONDS[args.peer]('cats', x, y, args.batch_size, 'cpu')
         print(json.dumps({'seconds': seconds, 'version': version}))
         return
-    result = {'steps': args.steps, 'batch_size': args.batch_size, 'blas': blas_line(),
+    blas = blas_line()
+    result = {'steps': args.steps, 'batch_size': args.batch_size, 'blas': blas,
               'steps_per_s': {'minidl': args.steps / minidl_seconds(x, y, args.batch_size)}}
     for peer in available_peers():
         timed = peer_seconds(__file__, peer, '--steps', args.steps, '--batch-size',
                              args.batch_size)
         result['steps_per_s'][peer] = args.steps / timed['seconds']
     print(f'cats-and-dogs convnet, 150x150x3, batch {args.batch_size}, {args.steps} steps')
-    print(blas_line())
+    print(blas)
     for name, rate in result['steps_per_s'].items():
         print(f'  {name:7} {rate:6.2f} steps/s  {1000 / rate:7.1f} ms per step')
     if args.json:

@@ -193,8 +193,9 @@ def main(argv=None):
     peer = f'torch {version} in its own process' if has_torch else 'torch not installed'
     print(f'conv forward+backward, {args.device} ({device_name}), median of {args.repeat}'
           f'{f" in each of {args.rounds} rounds" if args.rounds > 1 else ""}, {peer}')
+    blas = blas_line()
     if args.device == 'cpu':
-        print(blas_line())
+        print(blas)
     ours = [name for name, _ in variants] + ['gemm floor']
     names = ours + (['torch'] if has_torch else [])
     width = 10 if args.rounds == 1 else 17
@@ -220,7 +221,7 @@ def main(argv=None):
         results.append(row)
     if args.json:
         with open(args.json, 'w') as f:
-            json.dump({'device': args.device, 'device_name': device_name, 'blas': blas_line(),
+            json.dump({'device': args.device, 'device_name': device_name, 'blas': blas,
                        'rounds': args.rounds,
                        'rows': results}, f, indent=1)
 

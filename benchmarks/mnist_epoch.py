@@ -79,15 +79,16 @@ def main(argv=None):
                                               args.device)
         print(json.dumps({'seconds': seconds, 'version': version}))
         return
+    blas = blas_line()
     if args.device == 'cpu':
-        print(blas_line())
+        print(blas)
     seconds, accuracy, model = minidl_epoch(data, args.batch_size, args.device)
     print(f'minidl  epoch: {seconds:7.2f} s   test accuracy {accuracy:.4f}')
     if args.device == 'gpu':
         from minidl.backends import cupy_module
         pool_mb = cupy_module().get_default_memory_pool().total_bytes() / 2**20
         print(f'minidl  peak GPU memory (CuPy pool): {pool_mb:.0f} MB')
-    result = {'device': args.device, 'blas': blas_line(), 'batch_size': args.batch_size,
+    result = {'device': args.device, 'blas': blas, 'batch_size': args.batch_size,
               'minidl_s': seconds,
               'minidl_test_accuracy': accuracy, 'examples': len(data[0][0]), 'peers': {}}
     for peer in available_peers():

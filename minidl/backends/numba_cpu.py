@@ -303,7 +303,7 @@ def _gather(source, argmax, dx, mode, kh, kw, sh, sw, top, left, dh, dw):
     rows, column_taps = _taps(h_in, oh, kh, sh, top, dh), _taps(w_in, ow, kw, sw, left, dw)
     row_counts = _counts(rows, oh).astype(dx.dtype)
     column_counts = _counts(column_taps, ow).astype(dx.dtype)
-    windows = _tap_windows(column_taps)  # per column tap q, the windows j it reads inside for
+    windows = _tap_windows(column_taps)  # (kw, 2): the windows j whose column tap q reads inside
     grads, out, arg, c_u = source.reshape(-1), dx.reshape(-1), argmax.reshape(-1), _u(c_in)
     per_window = _u(kh * kw) if mode == _SUM else _u(1)  # entries of a window in source
     zero = np.zeros(1, dx.dtype)[0]
@@ -357,14 +357,17 @@ def _beats(v, best):
 
 
 @_serial
-def _valid_taps(start, k, dilation, size):
-    """(first, stop): the taps t of a window that starts at ``start`` whose position
-    ``start + t*dilation`` lies inside [0, size), a contiguous range."""
-    first, stop = k, 0
-    for t in range(k):
-        if 0 <= start + t * dilation < size:
-            first, stop = min(first, t), t + 1
-    return first, stop
+def _valid_taps(out, k, stride, before, dilation, size):
+    """(out, 2) int64: for each window o, the first and one past the last tap t whose position
+    ``o*stride + t*dilation - before`` lies inside [0, size), a contiguous range."""
+    ranges = np.empty((out, 2), np.int64)
+    for o in range(out):
+        first, stop = k, 0
+        for t in range(k):
+            if 0 <= o * stride + t * dilation - before < size:
+                first, stop = min(first, t), t + 1
+        ranges[o, 0], ranges[o, 1] = first, stop
+    return ranges
 
 
 @_kernel
@@ -372,11 +375,12 @@ def _maxpool2d_forward(x, y, argmax, kh, kw, sh, sw, top, left, dh, dw):
     n_img, h_in, w_in, c_in = x.shape
     oh, ow = y.shape[1:3]
     xs, ys, arg, c_u = x.reshape(-1), y.reshape(-1), argmax.reshape(-1), _u(c_in)
+    rows, columns = _valid_taps(oh, kh, sh, top, dh, h_in), _valid_taps(ow, kw, sw, left, dw, w_in)
     for r in prange(n_img * oh):
         n, i = _row_col(r, oh)
-        p0, p1 = _valid_taps(i * sh - top, kh, dh, h_in)  # once per row, not per tap
+        p0, p1 = rows[i, 0], rows[i, 1]  # the taps inside the input, once per window
         for j in range(ow):
-            q0, q1 = _valid_taps(j * sw - left, kw, dw, w_in)
+            q0, q1 = columns[j, 0], columns[j, 1]
             target = _u(r * ow + j) * c_u
             for p in range(p0, p1):
                 row = (n * h_in + i * sh + p * dh - top) * w_in + j * sw - left
@@ -418,11 +422,12 @@ def _avgpool2d_forward(x, y, kh, kw, sh, sw, top, left, dh, dw):
     row_counts = _counts(_taps(h_in, oh, kh, sh, top, dh), oh).astype(x.dtype)
     column_counts = _counts(_taps(w_in, ow, kw, sw, left, dw), ow).astype(x.dtype)
     xs, ys, c_u = x.reshape(-1), y.reshape(-1), _u(c_in)
+    rows, columns = _valid_taps(oh, kh, sh, top, dh, h_in), _valid_taps(ow, kw, sw, left, dw, w_in)
     for r in prange(n_img * oh):
         n, i = _row_col(r, oh)
-        p0, p1 = _valid_taps(i * sh - top, kh, dh, h_in)
+        p0, p1 = rows[i, 0], rows[i, 1]
         for j in range(ow):
-            q0, q1 = _valid_taps(j * sw - left, kw, dw, w_in)
+            q0, q1 = columns[j, 0], columns[j, 1]
             target = _u(r * ow + j) * c_u
             for c in range(c_u):
                 ys[target + c] = 0

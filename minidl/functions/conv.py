@@ -48,8 +48,8 @@ class ColumnTiling(NamedTuple):
 
 # On the CPU, a training step runs best with every column matrix over 4 MB cut into 4 MB tiles,
 # which stay in the L2/L3 caches while they are multiplied (MNIST conv2's 8.9 MB of columns,
-# kept whole, made a step 13% slower), unless the kernel is about as large as the columns
-# (VGG16's block5 convolutions: a 9.4 MB kernel beside 12 MB of columns, 1.7x slower in tiles).
+# kept whole, made a step 4-9% slower), unless the kernel is about as large as the columns
+# (VGG16's block5 convolutions: a 9.4 MB kernel beside 12 MB of columns, 1.3x slower in tiles).
 COLUMN_TILING = {'cpu': ColumnTiling(keep=4 * MB, tile=4 * MB, kernel_reads=4),
                  'gpu': ColumnTiling(keep=256 * MB, tile=256 * MB)}
 
