@@ -43,10 +43,16 @@ def _windows(xpad, ksize, stride, dilation, writeable=False):
     return view[:, ::sh, ::sw, :, ::dh, ::dw].transpose(0, 1, 2, 4, 5, 3)
 
 
+def _inside(x_shape, ksize, stride, pad):
+    """(1, OH, OW, kh, kw, 1) bool: whether each window's tap (p, q) reads the input, not its
+    padding."""
+    ones = np.ones((1,) + tuple(x_shape[1:3]) + (1,), bool)
+    return _windows(_pad(ones, pad, False), ksize, stride, (1, 1))
+
+
 def _window_counts(x_shape, ksize, stride, pad, dtype):
     """(1, OH, OW, 1): how many positions of each window lie inside the unpadded input."""
-    ones = np.ones((1,) + tuple(x_shape[1:3]) + (1,), dtype)
-    return im2col(ones, ksize, stride, pad, (1, 1)).sum(axis=(3, 4))
+    return _inside(x_shape, ksize, stride, pad).sum(axis=(3, 4), dtype=dtype)
 
 
 def im2col(x, ksize, stride, pad, dilation):
@@ -95,16 +101,18 @@ def maxpool2d_forward(x, ksize, stride, pad):
     """x (N, H, W, C) -> y (N, OH, OW, C) and argmax (N, OH, OW, C) of
     ``argmax_dtype(kh * kw)``.
 
-    ``argmax`` is the flat position ``p*kw + q`` of the winner inside its window. Padding is
-    -inf, so it never beats an input value; on ties the first position (row-major) wins, and a
-    NaN beats every number (as in ``np.argmax``), so a NaN input reaches the loss.
+    ``argmax`` is the flat position ``p*kw + q`` of the winner inside its window: the first
+    position (row-major) inside the input that holds the maximum, so padding never wins, even
+    over a window of -inf. A NaN beats every number (as in ``np.argmax``), so a NaN input
+    reaches the loss.
     """
     windows = _windows(_pad(x, pad, -np.inf), ksize, stride, (1, 1))
     n, oh, ow, kh, kw, c = windows.shape
     flat = windows.reshape(n, oh, ow, kh * kw, c)
-    argmax = flat.argmax(axis=3)
-    y = np.take_along_axis(flat, argmax[:, :, :, None], axis=3)[:, :, :, 0]
-    return y, argmax.astype(argmax_dtype(kh * kw))
+    y = flat.max(axis=3)
+    inside = _inside(x.shape, ksize, stride, pad).reshape(1, oh, ow, kh * kw, 1)
+    wins = inside & ((flat == y[:, :, :, None]) | np.isnan(flat))
+    return y, wins.argmax(axis=3).astype(argmax_dtype(kh * kw))
 
 
 def maxpool2d_backward(dy, argmax, x_shape, ksize, stride, pad):
