@@ -146,7 +146,8 @@ def test_im2col_follows_its_definition(impl, case, seed):
     x = normal(seed, shape, np.float64)
     cols = impl.im2col(x, **geometry)
     np.testing.assert_array_equal(cols, naive_im2col(x, **geometry))
-    assert cols.flags.c_contiguous
+    rows = cols.reshape(-1, np.prod(cols.shape[3:]))  # the column matrix the GEMM reads
+    assert np.shares_memory(rows, cols) and (rows.flags.c_contiguous or rows.flags.f_contiguous)
 
 
 @settings(max_examples=10, deadline=None)
@@ -193,6 +194,14 @@ def test_maxpool_padding_never_wins(impl):
     y, argmax = impl.maxpool2d_forward(x, (3, 3), (1, 1), ((1, 1), (1, 1)))
     np.testing.assert_array_equal(y[0, :, :, 0], [[-1, -1, -2], [-1, -1, -2], [-4, -4, -5]])
     assert argmax.dtype == np.uint8
+
+
+def test_maxpool_padding_never_wins_over_minus_infinity(impl):
+    # A window of -inf ties with the -inf padding: its first position inside the input wins.
+    x = np.full((1, 2, 2, 1), -np.inf, np.float32)
+    y, argmax = impl.maxpool2d_forward(x, (2, 2), (1, 1), ((1, 0), (1, 0)))
+    assert np.all(y == -np.inf)
+    np.testing.assert_array_equal(argmax[0, :, :, 0], [[3, 2], [1, 0]])
 
 
 def test_maxpool_backward_routes_to_the_winners(impl):
