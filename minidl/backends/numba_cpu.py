@@ -433,17 +433,20 @@ def _tap_offsets(x_shape, ksize):
 
 
 @_serial
-def _window_max(xs, start, offsets, ys, arg, target, c_u):
-    """The maximum and its tap over a window with every tap inside the input, per channel:
-    one pass over the channels with the window's taps unrolled inside, so the maximum stays in
-    a register and each output is stored once."""
+def _window_max(xs, start, offsets, ys, arg, target, c_u, first=0, merge=False):
+    """The maximum and its tap (plus ``first``) over a window with every tap inside the input,
+    per channel: one pass over the channels with the window's taps unrolled inside, so the
+    maximum stays in a register. With ``merge`` it replaces the maximum already in ``ys`` only
+    where it beats it, as a later window's must."""
     for c in range(c_u):
         best, winner = xs[start + c], 0
         for k in range(1, len(offsets)):
             v = xs[start + offsets[k] + c]
             take = _beats(v, best)
             best, winner = (v, k) if take else (best, winner)
-        ys[target + c], arg[target + c] = best, winner
+        take = not merge or _beats(best, ys[target + c])  # both stores unconditional
+        ys[target + c] = best if take else ys[target + c]
+        arg[target + c] = first + winner if take else arg[target + c]
 
 
 @_kernel
@@ -550,18 +553,27 @@ def avgpool2d_backward(dy, x_shape, ksize, stride, pad):
     return dx
 
 
+# Global max pooling takes the positions in blocks of this many, unrolled (:func:`_window_max`)
+GLOBAL_BLOCK = 4
+
+
 @_kernel
-def _global_maxpool_forward(x, y, argmax):
+def _global_maxpool_forward(x, y, argmax, block):
     n_img, length, c_in = x.shape
+    xs, ys, arg, c_u = x.reshape(-1), y.reshape(-1), argmax.reshape(-1), _u(c_in)
+    blocks = length // len(block)
     for n in prange(n_img):
-        for c in range(c_in):
-            y[n, c], argmax[n, c] = x[n, 0, c], 0
-        for pos in range(1, length):
-            for c in range(c_in):  # both stores unconditional: the loop vectorises
-                v, best = x[n, pos, c], y[n, c]
-                take = _beats(v, best)
-                y[n, c] = v if take else best
-                argmax[n, c] = pos if take else argmax[n, c]
+        row, target = _u(n * length) * c_u, _u(n) * c_u
+        for b in range(blocks):
+            start = b * len(block)
+            _window_max(xs, row + _u(start) * c_u, block, ys, arg, target, c_u, start, b > 0)
+        for pos in range(blocks * len(block), length):  # the positions after the last block
+            source = row + _u(pos) * c_u
+            for c in range(c_u):
+                v, best = xs[source + c], ys[target + c]
+                take = pos == 0 or _beats(v, best)
+                ys[target + c] = v if take else best
+                arg[target + c] = pos if take else arg[target + c]
 
 
 def global_maxpool_forward(x):
@@ -570,7 +582,8 @@ def global_maxpool_forward(x):
     x = np.ascontiguousarray(x)
     y = np.empty((x.shape[0], x.shape[2]), x.dtype)
     argmax = np.empty(y.shape, argmax_dtype(x.shape[1]))
-    _global_maxpool_forward(x, y, argmax)
+    block = tuple(np.uint64(pos * x.shape[2]) for pos in range(GLOBAL_BLOCK))
+    _global_maxpool_forward(x, y, argmax, block)
     return y, argmax
 
 
